@@ -30,13 +30,15 @@ def top_k_items(
     k: int,
     batch_size: int = 500,
     exclude_inputs: bool = True,
+    user_indices: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each user's k best-scored items, scored in batches.
 
     The model is called as `model(x, training=False)` on `tf.SparseTensor` batches of the
-    users' histories and should return dense scores of shape `[batch, n_items]`, higher
-    being better. Only the top-k indices of each batch leave the graph: the full users x
-    items score matrix never exists.
+    users' histories, or as `model.score_users(x, rows)` when `user_indices` is given, and
+    should return dense scores of shape `[batch, n_items]`, higher being better. Only the
+    top-k indices of each batch leave the graph: the full users x items score matrix never
+    exists.
 
     Args:
         model: keras.Model. The scorer.
@@ -44,6 +46,9 @@ def top_k_items(
         k: int. Number of items per user.
         batch_size: int. Users scored at once. Defaults to 500.
         exclude_inputs: bool. Never rank a user's own input items. Defaults to True.
+        user_indices: optional int array of shape `[n_users]`. Each user's row among the
+            model's training users (-1 for a user it never saw), for models conditioned on
+            the user such as CDAE. Defaults to None: the model sees only the histories.
 
     Returns:
         An int64 array of shape `[n_users, k]` of item indices, best first. Slots with no
@@ -58,9 +63,20 @@ def top_k_items(
     if n_users == 0:
         return np.zeros((0, k), dtype=np.int64)
     ranked = min(int(k), n_items)
-
-    top_indices = _top_indices_function(model, batch_size, n_items, ranked, exclude_inputs)
-    batches = [top_indices(x).numpy() for x in sparse_batches(inputs, batch_size, prefetch=False)]
+    by_user = user_indices is not None
+    if by_user and len(user_indices) != n_users:
+        raise ValueError(
+            f"`user_indices` should hold one row per user of `inputs` ({n_users}). "
+            f"Received: {len(user_indices)}"
+        )
+    top_indices = _top_indices_function(model, batch_size, n_items, ranked, exclude_inputs, by_user)
+    batches = []
+    for number, x in enumerate(sparse_batches(inputs, batch_size, prefetch=False)):
+        if not by_user:
+            batches.append(top_indices(x).numpy())
+            continue
+        rows = _batch_rows(user_indices, number, batch_size)
+        batches.append(top_indices(x, rows).numpy())
     top = np.concatenate(batches, axis=0)[:n_users]
     if ranked < k:
         top = np.pad(top, ((0, 0), (0, k - ranked)), constant_values=-1)
@@ -73,8 +89,15 @@ def top_k_items(
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _top_indices_function(model, batch_size, n_items, k, exclude_inputs):
-    key = (batch_size, n_items, k, exclude_inputs)
+def _batch_rows(user_indices, number: int, batch_size: int) -> tf.Tensor:
+    """The user rows of batch `number`, the padded tail of the last batch unknown (-1)."""
+    rows = np.asarray(user_indices[number * batch_size : (number + 1) * batch_size])
+    rows = np.pad(rows, (0, batch_size - len(rows)), constant_values=-1)
+    return tf.constant(rows, tf.int64)
+
+
+def _top_indices_function(model, batch_size, n_items, k, exclude_inputs, by_user=False):
+    key = (batch_size, n_items, k, exclude_inputs, by_user)
     functions = _FUNCTIONS.setdefault(model, {})
     if key in functions:
         return functions[key]
@@ -83,8 +106,12 @@ def _top_indices_function(model, batch_size, n_items, k, exclude_inputs):
 
     # Traced once: every batch, the padded last one included, has the same static shape.
     @tf.function(reduce_retracing=True, autograph=False)
-    def top_indices(x):
-        scores = tf.cast(model_ref()(x, training=False), tf.float32)
+    def top_indices(x, user_indices=None):
+        if user_indices is None:
+            scores = model_ref()(x, training=False)
+        else:
+            scores = model_ref().score_users(x, user_indices)
+        scores = tf.cast(scores, tf.float32)
         if scores.shape.rank != 2 or scores.shape[1] not in (None, n_items):
             raise ValueError(
                 f"The model should return scores of shape [batch, {n_items}] for a "
@@ -108,7 +135,9 @@ def evaluate_ranking(
 ) -> dict[str, float]:
     """Full-ranking metrics of a model on an evaluation set.
 
-    Each user's input items are given to the model and excluded from its ranking; the
+    Each user's input items are given to the model and excluded from its ranking; a model
+    conditioned on its training users (one with `user_ids` and `score_users`, such as CDAE)
+    also gets each user's row, -1 for a user it never saw. The
     metrics (see `keras_recae.metrics`) are averaged over the users with a non-empty target,
     held-out items outside the vocabulary (`eval_set.extra_targets`) included in their
     denominators. Users with an empty target are not scored.
@@ -145,7 +174,8 @@ def evaluate_ranking(
     inputs = sp.csr_matrix(eval_set.inputs)[users]
     targets = sp.csr_matrix(eval_set.targets)[users]
     max_k = max(k for _, k in parsed)
-    top = top_k_items(model, inputs, max_k, batch_size=batch_size)
+    user_indices = _user_indices(model, np.asarray(eval_set.user_ids)[users])
+    top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
     results = ranking_metrics(
         top,
         targets,
@@ -209,9 +239,8 @@ def evaluate_ratings(
         if user_indices is None:
             predicted.append(predict(x, held_out).numpy())
             continue
-        rows = user_indices[number * batch_size : (number + 1) * batch_size]
-        rows = np.pad(rows, (0, batch_size - len(rows)), constant_values=-1)
-        predicted.append(predict(x, held_out, tf.constant(rows, tf.int64)).numpy())
+        rows = _batch_rows(user_indices, number, batch_size)
+        predicted.append(predict(x, held_out, rows).numpy())
     return rating_metrics(np.concatenate(predicted), targets.data)
 
 

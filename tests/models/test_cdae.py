@@ -7,6 +7,8 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
+from keras_recae.data.split import EvalSet
+from keras_recae.evaluation import _user_indices, evaluate_ranking, top_k_items
 from keras_recae.losses import logistic_loss
 from keras_recae.models import CDAE
 
@@ -214,6 +216,34 @@ def test_fold_in_scores_with_the_user_node_at_zero(trained, data):
     np.testing.assert_allclose(with_users[5], scores[5], rtol=1e-6)
     np.testing.assert_array_equal(model(x, training=False).numpy(), scores)
     assert np.any(model(x, training=True).numpy() != scores)
+
+
+def test_evaluation_ranks_known_users_with_their_nodes(trained, data):
+    model, _ = trained
+    users = np.arange(12)
+    inputs = data.matrix[users]
+    # The last three rows carry ids the model never saw: they are scored with the node at zero.
+    user_ids = np.asarray(data.user_ids)[users].copy()
+    user_ids[-3:] = np.max(data.user_ids) + np.arange(1, 4)
+    node_rows = np.where(users < 9, users, -1)
+    k = 5
+    scores = numpy_outputs(model, inputs.toarray(), node_rows)
+    scores[inputs.toarray() > 0] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    # Targets: each user's k best items, so recall@k is 1 exactly when the ranking agrees.
+    targets = sp.csr_matrix(
+        (np.ones(expected.size), expected.ravel(), np.arange(0, expected.size + 1, k)),
+        shape=inputs.shape,
+    )
+    eval_set = EvalSet(inputs, targets, user_ids, np.zeros(len(users), np.int64))
+    results = evaluate_ranking(model, eval_set, metrics=[f"recall@{k}"], batch_size=5)
+    assert results[f"recall@{k}"] == pytest.approx(1.0)
+    rows = _user_indices(model, user_ids)
+    np.testing.assert_array_equal(rows, node_rows)
+    top = top_k_items(model, inputs, k, batch_size=5, user_indices=rows)
+    np.testing.assert_array_equal(top, expected)
+    # Without the nodes the ranking of the known users differs.
+    assert np.any(top_k_items(model, inputs, k, batch_size=5)[:9] != expected[:9])
 
 
 def test_user_ids_set_the_number_of_user_nodes():

@@ -3,6 +3,7 @@
 from keras_recae import (
     callbacks,
     data,
+    distribute,
     evaluation,
     layers,
     losses,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "callbacks",
     "data",
+    "distribute",
     "evaluation",
     "layers",
     "losses",

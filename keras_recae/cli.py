@@ -1,4 +1,4 @@
-"""The `keras-recae` command line: train, evaluate, export, recommend."""
+"""The `keras-recae` command line: train, evaluate, export, recommend, refine."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def model_classes() -> dict:
     classes = {}
     for name in models.__all__:
         cls = getattr(models, name)
-        if cls is not models.Recommender:
+        # The embedding refiners take item vectors, not users' histories: see `refine`.
+        if issubclass(cls, models.Recommender) and cls is not models.Recommender:
             classes[kebab_case(name)] = cls
     aliases = {"autorec": "auto-rec"}
     for alias, name in aliases.items():
@@ -228,14 +229,73 @@ def load_split(options: dict, explicit: bool = False, default_validation: float 
 
 def train(args) -> int:
     configure_threads(args.threads)
+    # Before anything else runs on TensorFlow: the strategy may split the CPU.
+    strategy = make_train_strategy(args)
     import keras
 
     # --precision sets Keras's global policy; put it back for in-process callers.
     previous_policy = keras.config.dtype_policy()
     try:
-        return _train(args)
+        if strategy is None:
+            return _train(args)
+        return _train_distributed(args, strategy)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def make_train_strategy(args):
+    """The `tf.distribute` strategy of `--distribute` and `--devices`; None for one device."""
+    distribute_kind = getattr(args, "distribute", "none") or "none"
+    devices = getattr(args, "devices", None)
+    if distribute_kind == "none":
+        if devices:
+            raise UsageError("--devices needs --distribute mirrored")
+        return None
+    from keras_recae import distribute
+    from keras_recae.models import EASE
+
+    if model_classes().get(args.model) is EASE:
+        raise UsageError(
+            "ease is solved in closed form on one host; it has no gradient steps to "
+            "distribute: leave out --distribute"
+        )
+    if getattr(args, "jit_compile", "auto") is True:
+        # Keras wraps the whole replicated step in one XLA function, which TensorFlow
+        # cannot place on several devices ("auto" keeps XLA off under a strategy).
+        raise UsageError("--jit-compile true does not work with --distribute; leave it at auto")
+    try:
+        strategy = distribute.make_strategy(distribute_kind, devices)
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"--distribute {distribute_kind}: {error}") from None
+    replicas = strategy.num_replicas_in_sync
+    if args.batch_size % replicas:
+        raise UsageError(
+            f"--batch-size ({args.batch_size}) is the global batch: it should be a multiple "
+            f"of the number of replicas ({replicas})"
+        )
+    print(
+        f"distribute: {distribute_kind}, {replicas} replica{'s' if replicas > 1 else ''}, "
+        f"{args.batch_size // replicas} users per replica and step",
+        flush=True,
+    )
+    return strategy
+
+
+def _train_distributed(args, strategy) -> int:
+    """`_train` under the strategy's scope; only the chief worker writes the run."""
+    import tempfile
+
+    from keras_recae import distribute
+
+    if distribute.is_chief(strategy):
+        with strategy.scope():
+            return _train(args)
+    # The other workers train alongside the chief and write their copy of the run (model,
+    # backups) to a directory of their own that is removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="keras-recae-worker-") as scratch:
+        worker_args = argparse.Namespace(**{**vars(args), "out": scratch})
+        with strategy.scope():
+            return _train(worker_args)
 
 
 def _train(args) -> int:
@@ -297,6 +357,7 @@ def _train(args) -> int:
         "n_items": split.train.n_items,
         "threads": args.threads,
         "precision": args.precision,
+        "distribute": getattr(args, "distribute", "none"),
     }
     validation_metrics = {}
     started = time.perf_counter()
@@ -609,6 +670,122 @@ def recommend(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# refine
+
+
+def refiner_classes() -> dict:
+    """The embedding refiners by their command-line names."""
+    from keras_recae import models
+
+    classes = {
+        "ae": models.EmbeddingAutoencoder,
+        "dae": models.DenoisingEmbeddingAutoencoder,
+        "vae": models.EmbeddingVAE,
+    }
+    classes.update({kebab_case(cls.__name__): cls for cls in list(classes.values())})
+    return classes
+
+
+def refine(args) -> int:
+    configure_threads(args.threads)
+    import keras
+    import numpy as np
+
+    from keras_recae.data.vectors import (
+        VectorFormatError,
+        default_ids_path,
+        detect_format,
+        read_vectors,
+        write_vectors,
+    )
+
+    classes = refiner_classes()
+    if args.model not in classes:
+        raise UsageError(f"unknown refiner {args.model!r}. Refiners: {', '.join(classes)}")
+    cls = classes[args.model]
+    settings = parse_settings(args.set, cls)
+    settings.setdefault("latent_dim", args.dim)
+    settings.setdefault("seed", args.seed)
+    try:
+        cls(**settings)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--set: {error}") from None
+    try:
+        format = detect_format(args.vectors) if args.format is None else args.format
+        keys, vectors = read_vectors(args.vectors, format, ids=args.ids)
+    except (VectorFormatError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    out = Path(args.out)
+    targets = [out] + ([default_ids_path(out)] if format == "npy" else [])
+    existing = [str(path) for path in targets if path.exists()]
+    if existing:
+        raise UsageError(f"{', '.join(existing)} exists; choose another --out or remove it")
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir is not None and (run_dir / MODEL_FILE).exists():
+        raise UsageError(f"{run_dir} already holds a model ({MODEL_FILE}); choose another")
+    if len(vectors) < 2:
+        raise UsageError(f"{args.vectors}: {len(vectors)} vector(s); a refiner needs more")
+    print(
+        f"vectors: {len(vectors)} x {vectors.shape[1]} ({format}); {cls.__name__} to "
+        f"{settings['latent_dim']} dimensions",
+        flush=True,
+    )
+    keras.utils.set_random_seed(args.seed)
+    model = cls(**settings)
+    model.compile(optimizer=keras.optimizers.Adam(args.lr))
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            run_dir / RUN_FILE,
+            {
+                "command": "refine",
+                "model": args.model,
+                "settings": settings,
+                "vectors": args.vectors,
+                "format": format,
+                "out": args.out,
+            },
+        )
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE)))
+    started = time.perf_counter()
+    history = model.fit(
+        vectors,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    losses = history.history.get("loss", [])
+    if not losses or not np.isfinite(losses[-1]):
+        print(
+            "error: the loss became NaN; nothing was written. Lower the learning rate (--lr).",
+            file=sys.stderr,
+        )
+        return 1
+    refined = model.refine(vectors)
+    write_vectors(out, keys, refined, format=format)
+    summary = {
+        "model": args.model,
+        "config": model.get_config(),
+        "n_vectors": len(vectors),
+        "input_dim": int(vectors.shape[1]),
+        "epochs": len(losses),
+        "loss": {name: values[-1] for name, values in history.history.items()},
+        "train_seconds": time.perf_counter() - started,
+        "out": str(out),
+    }
+    if run_dir is not None:
+        model.set_items(keys, vectors)
+        save_model_atomic(model, run_dir / MODEL_FILE)
+        write_json_atomic(run_dir / METRICS_FILE, summary)
+        print(f"wrote {run_dir / MODEL_FILE}; export it: keras-recae export {run_dir} --to DIR")
+    print(f"wrote {out} ({len(refined)} x {refined.shape[1]})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
 # main
 
 
@@ -674,6 +851,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="XLA for the train step (auto: on where Keras turns it on, i.e. on GPUs)",
     )
+    train_parser.add_argument(
+        "--distribute",
+        choices=["none", "mirrored", "multi-worker"],
+        default="none",
+        help="tf.distribute strategy: mirrored (MirroredStrategy over the visible GPUs or "
+        "--devices) or multi-worker (MultiWorkerMirroredStrategy, the cluster from TF_CONFIG); "
+        "--batch-size is the global batch",
+    )
+    train_parser.add_argument(
+        "--devices",
+        help="--distribute mirrored: comma-separated devices, e.g. gpu:0,gpu:1; "
+        "cpu:0,cpu:1 splits the CPU into logical devices",
+    )
     train_parser.set_defaults(handler=train)
 
     evaluate_parser = commands.add_parser("evaluate", help="evaluate a trained model")
@@ -723,6 +913,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recommend_parser.add_argument("--json", action="store_true", help="print JSON")
     recommend_parser.set_defaults(handler=recommend)
+
+    refine_parser = commands.add_parser(
+        "refine", help="compress and de-noise pre-trained item vectors with an autoencoder"
+    )
+    refine_parser.add_argument(
+        "vectors", help="word2vec text/binary, gensim KeyedVectors, .npy (+ id list) or .npz"
+    )
+    refine_parser.add_argument(
+        "--model", default="ae", help="ae, dae or vae (autoencoder, denoising, variational)"
+    )
+    refine_parser.add_argument("--dim", type=int, default=64, help="refined dimension")
+    refine_parser.add_argument(
+        "--out", required=True, help="the refined vectors, in the input's format"
+    )
+    refine_parser.add_argument("--format", help="the input's format (default: detected)")
+    refine_parser.add_argument("--ids", help=".npy input: its id list (default NAME.ids.txt)")
+    refine_parser.add_argument("--epochs", type=int, default=30)
+    refine_parser.add_argument("--batch-size", type=int, default=256)
+    refine_parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    refine_parser.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"
+    )
+    refine_parser.add_argument(
+        "--run-dir", help="also keep the model here (model.keras, run.json) for `export`"
+    )
+    refine_parser.add_argument("--seed", type=int, default=0)
+    refine_parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
+    refine_parser.set_defaults(handler=refine)
     return parser
 
 

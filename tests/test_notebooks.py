@@ -39,6 +39,7 @@ def test_notebooks_are_there():
         "01_quickstart_mult_vae",
         "02_explicit_autorec",
         "03_recvae_and_friends",
+        "04_refine_word2vec",
         "05_serve",
     }
     assert expected <= {path.stem for path in PATHS}

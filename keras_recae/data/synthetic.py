@@ -66,7 +66,8 @@ def synthetic_frame(
     density: float = 0.03,
     seed: int = 0,
     explicit: bool = False,
-) -> pd.DataFrame:
+    return_clusters: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """The interactions of `synthetic_interactions` as a frame, as the readers return one.
 
     Rows come in a random order with increasing timestamps, users interleaved, like a log.
@@ -74,12 +75,20 @@ def synthetic_frame(
     Args:
         n_users, n_items, n_clusters, density, seed, explicit: as in
             `synthetic_interactions`.
+        return_clusters: bool. Also return the planted clusters, to check what a model
+            learned against them. Defaults to False.
 
     Returns:
         A `pandas.DataFrame` with columns `user`, `item` (int64), `rating` (float32) and
-        `timestamp` (int64).
+        `timestamp` (int64); with `return_clusters`, the tuple `(frame, user_clusters,
+        item_clusters)`, where `user_clusters[u - 1]` is the cluster (0-based) of user id `u`
+        and `item_clusters[i - 1]` that of item id `i`.
     """
-    frame, _, _ = _generate(n_users, n_items, n_clusters, density, seed, explicit)
+    frame, user_clusters, item_clusters = _generate(
+        n_users, n_items, n_clusters, density, seed, explicit
+    )
+    if return_clusters:
+        return frame, user_clusters, item_clusters
     return frame
 
 

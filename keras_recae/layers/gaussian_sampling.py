@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import as_global_batch
+
 
 @keras.saving.register_keras_serializable(package="keras_recae")
 class GaussianSampling(keras.layers.Layer):
     """Draws `z = mean + eps * exp(log_var / 2)` in training, returns `mean` otherwise.
+
+    Under a `tf.distribute` strategy `eps` is drawn for the rows of the whole global
+    batch, each replica taking its own rows.
 
     Args:
         seed: int | None. Seed of the noise. Defaults to `None`.
@@ -32,8 +37,12 @@ class GaussianSampling(keras.layers.Layer):
         mean, log_var = inputs
         if not training:
             return mean
-        noise = keras.random.normal(
-            keras.ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
+        noise = as_global_batch(
+            lambda m: keras.random.normal(
+                keras.ops.shape(m), dtype=m.dtype, seed=self.seed_generator
+            ),
+            mean,
+            equal_parts=True,
         )
         return mean + noise * keras.ops.exp(0.5 * log_var)
 

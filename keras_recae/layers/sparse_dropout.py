@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import as_global_batch
 from keras_recae.sparse_ops import with_values
 
 
@@ -14,7 +15,8 @@ class SparseDropout(keras.layers.Layer):
     Each stored entry is zeroed with probability `rate` and the rest are
     scaled by `1 / (1 - rate)`, as inverted dropout on the dense input would
     do; the sparsity pattern is kept so shapes stay static. At inference the
-    input passes unchanged.
+    input passes unchanged. Under a `tf.distribute` strategy the mask is drawn for the
+    entries of the whole global batch, each replica taking its own.
 
     Args:
         rate: float. Fraction of entries to drop, in [0, 1). Defaults to `0.5`.
@@ -43,7 +45,9 @@ class SparseDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
             return inputs
-        values = keras.random.dropout(inputs.values, self.rate, seed=self.seed_generator)
+        values = as_global_batch(
+            lambda v: keras.random.dropout(v, self.rate, seed=self.seed_generator), inputs.values
+        )
         return with_values(inputs, values)
 
     def compute_output_spec(self, inputs, training=False):

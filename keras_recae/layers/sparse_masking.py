@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import as_global_batch
 from keras_recae.sparse_ops import with_values
 
 
@@ -14,7 +15,9 @@ class SparseMasking(keras.layers.Layer):
     The masking noise of denoising autoencoders: each stored entry (an observed
     interaction) is zeroed with probability `rate` and the others keep their value;
     unobserved entries are zero already and stay so. The sparsity pattern is kept so
-    shapes stay static. At inference the input passes unchanged.
+    shapes stay static. At inference the input passes unchanged. Under a `tf.distribute`
+    strategy the masks are drawn for the entries of the whole global batch, each replica
+    taking its own.
 
     Args:
         rate: float. Fraction of entries to mask, in [0, 1). Defaults to `0.2`.
@@ -47,8 +50,11 @@ class SparseMasking(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
             return inputs
-        noise = keras.random.uniform(
-            keras.ops.shape(inputs.values), dtype="float32", seed=self.seed_generator
+        noise = as_global_batch(
+            lambda v: keras.random.uniform(
+                keras.ops.shape(v), dtype="float32", seed=self.seed_generator
+            ),
+            inputs.values,
         )
         keep = keras.ops.cast(noise >= self.rate, inputs.values.dtype)
         return with_values(inputs, inputs.values * keep)

@@ -5,7 +5,11 @@ from keras_recae.models.autoencoder import Autoencoder
 from keras_recae.models.cdae import CDAE
 from keras_recae.models.deep_rec import DeepRec
 from keras_recae.models.denoising_autoencoder import DenoisingAutoencoder
+from keras_recae.models.denoising_embedding_autoencoder import DenoisingEmbeddingAutoencoder
 from keras_recae.models.ease import EASE
+from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
+from keras_recae.models.embedding_refiner import EmbeddingRefiner
+from keras_recae.models.embedding_vae import EmbeddingVAE
 from keras_recae.models.mult_dae import MultDAE
 from keras_recae.models.mult_vae import MultVAE
 from keras_recae.models.rec_vae import RecVAE
@@ -22,4 +26,8 @@ __all__ = [
     "CDAE",
     "Autoencoder",
     "DenoisingAutoencoder",
+    "EmbeddingRefiner",
+    "EmbeddingAutoencoder",
+    "DenoisingEmbeddingAutoencoder",
+    "EmbeddingVAE",
 ]

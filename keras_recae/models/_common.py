@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import global_sum
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.sparse_ops import row_counts
 
@@ -55,13 +56,21 @@ def start_output_bias(layer, inputs, kind: str, iterations) -> None:
     prior-probability start, as RetinaNet's: from zero biases the sigmoid or squared
     outputs must first learn a large negative offset, which the hidden units provide by
     saturating, and training stalls at the popularity ranking.
+
+    Under a `tf.distribute` strategy the batch is the global one: every replica assigns
+    the same value to its copy of the bias.
     """
     if kind not in ("logistic", "squared"):
         return
+    # Summed over the replicas out of the cond, whose branches cannot synchronise them.
+    present, total = global_sum(
+        (
+            keras.ops.sum(keras.ops.cast(row_counts(inputs) > 0, "float32")),
+            keras.ops.sum(keras.ops.cast(inputs.values, "float32")),
+        )
+    )
 
     def assign():
-        present = keras.ops.sum(keras.ops.cast(row_counts(inputs) > 0, "float32"))
-        total = keras.ops.sum(keras.ops.cast(inputs.values, "float32"))
         mean = total / keras.ops.maximum(present * inputs.shape[-1], 1.0)
         if kind == "logistic":
             mean = keras.ops.clip(mean, 1e-6, 1.0 - 1e-6)

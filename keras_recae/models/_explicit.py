@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae import distribute
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.models.recommender import Recommender
@@ -92,7 +95,10 @@ class RatingAutoencoder(Recommender):
         if item_ids is not None and self.item_ids is None:
             self.set_item_ids(item_ids)
         if not self.built:
-            self.build((None, n_items))
+            # A model created under a tf.distribute strategy keeps its weights mirrored.
+            strategy = distribute.model_strategy(self)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                self.build((None, n_items))
         ratings = matrix.data.astype(np.float64)
         counts = np.bincount(matrix.indices, minlength=n_items)
         sums = np.bincount(matrix.indices, weights=ratings, minlength=n_items)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_recae.losses import RECONSTRUCTION_LOSSES, masked_mean, reconstruction_loss
+from keras_recae.distribute import global_sum, replica_mean, replica_share
+from keras_recae.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from keras_recae.models._common import (
     build_stack,
     check_choice,
@@ -24,6 +25,9 @@ class ReconstructionAutoencoder(Recommender):
 
     With the logistic or squared loss, the output biases start, before the first update,
     at the best constant prediction for the first batch (see `start_output_bias`).
+
+    Under a `tf.distribute` strategy each replica's loss is its share of the global
+    batch's (see `keras_recae.distribute`).
 
     Subclasses give the layers (`dense`, `output_dense`, created by `make_layers`), the
     input corruption (`corrupt`) and what follows each hidden layer (`after_hidden`).
@@ -91,10 +95,10 @@ class ReconstructionAutoencoder(Recommender):
         self.ensure_built(inputs)
         outputs = self(inputs, training=training)
         per_user = reconstruction_loss(outputs, inputs, self.loss_kind)
-        reconstruction = masked_mean(per_user, row_counts(inputs) > 0)
+        reconstruction = replica_mean(per_user, row_counts(inputs) > 0)
         loss = reconstruction
         if self.losses:
-            loss = loss + keras.ops.cast(keras.ops.sum(self.losses), "float32")
+            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
         return loss, reconstruction
 
     def train_step(self, data):
@@ -112,6 +116,7 @@ class ReconstructionAutoencoder(Recommender):
         return self._track(*self._loss_parts(features(data), training=False))
 
     def _track(self, loss, reconstruction):
+        loss, reconstruction = global_sum((loss, reconstruction))
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         return {metric.name: metric.result() for metric in self.metrics}

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recae.distribute import global_sum, replica_share
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
 from keras_recae.models._common import build_stack, check_non_negative, features
@@ -222,12 +223,13 @@ class AutoRec(RatingAutoencoder):
 
     def _loss_parts(self, rows):
         reconstruction = self.reconstruct(rows)
-        observed = keras.ops.maximum(keras.ops.sum(row_counts(rows)), 1.0)
+        # Under a strategy: this replica's share of the global batch's mean and penalty.
+        observed = keras.ops.maximum(global_sum(keras.ops.sum(row_counts(rows))), 1.0)
         mse = keras.ops.sum(masked_squared_error(reconstruction, rows)) / observed
         squares = keras.ops.sum(keras.ops.square(keras.ops.cast(self.encoder.kernel, "float32")))
         squares += keras.ops.sum(keras.ops.square(keras.ops.cast(self.decoder.kernel, "float32")))
         penalty = self.l2 / 2.0 * squares / keras.ops.maximum(self.n_ratings, 1.0)
-        return mse + penalty, mse
+        return mse + replica_share(penalty), mse
 
     def train_step(self, data):
         rows = features(data)
@@ -242,6 +244,7 @@ class AutoRec(RatingAutoencoder):
         return self._track(*self._loss_parts(features(data)))
 
     def _track(self, loss, mse):
+        loss, mse = global_sum((loss, mse))
         self.loss_tracker.update_state(loss)
         self.mse_tracker.update_state(mse)
         return {metric.name: metric.result() for metric in self.metrics}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import as_global_batch
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.models._common import check_rate
 from keras_recae.models._reconstruction import ReconstructionAutoencoder
@@ -95,7 +96,10 @@ class Autoencoder(ReconstructionAutoencoder):
         )
 
     def after_hidden(self, h, training=False):
-        return self.hidden_dropout(h, training=training)
+        if not training:
+            return h
+        # Under a strategy the masks are drawn for the rows of the whole global batch.
+        return as_global_batch(lambda x: self.hidden_dropout(x, training=True), h, equal_parts=True)
 
     def get_config(self):
         config = super().get_config()

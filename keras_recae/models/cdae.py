@@ -10,9 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recae.data.pipeline import sparse_batches
+from keras_recae.distribute import as_global_batch, global_sum, replica_mean, replica_share
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import masked_mean, pointwise_loss, reconstruction_loss
+from keras_recae.losses import pointwise_loss, reconstruction_loss
 from keras_recae.models._common import (
     check_choice,
     check_non_negative,
@@ -52,6 +53,10 @@ class CDAE(Recommender):
     user. `call(x)` scores with the user node at zero (fold-in), which is how users
     unseen in training are scored; `score_users(x, user_indices)` uses the nodes of
     training users (index -1 for an unknown user, scored as by `call`).
+
+    Under a `tf.distribute` strategy each replica's loss is its share of the global
+    batch's, and the corruption masks and negative samples are drawn for the whole global
+    batch (see `keras_recae.distribute`).
 
     Args:
         hidden_dim: int. Size of the hidden code. Defaults to `50`.
@@ -232,8 +237,12 @@ class CDAE(Recommender):
         """
         n_items = inputs.shape[-1]
         rows = keras.ops.repeat(inputs.indices[:, 0], self.negative_ratio)
-        items = keras.random.randint(
-            keras.ops.shape(rows), 0, n_items, dtype="int64", seed=self.seed_generator
+        # Under a strategy the samples are drawn for the entries of the whole global batch.
+        items = as_global_batch(
+            lambda r: keras.random.randint(
+                keras.ops.shape(r), 0, n_items, dtype="int64", seed=self.seed_generator
+            ),
+            rows,
         )
         observed = keras.ops.sort(inputs.indices[:, 0] * n_items + inputs.indices[:, 1])
         # A sentinel above every key keeps the lookup in range, also for an empty batch.
@@ -278,10 +287,11 @@ class CDAE(Recommender):
     def _loss_parts(self, inputs, user_indices, training):
         self.ensure_built(inputs)
         present = row_counts(inputs) > 0
-        reconstruction = masked_mean(self.user_losses(inputs, user_indices, training), present)
+        # Under a strategy, this replica's share of the global batch's mean.
+        reconstruction = replica_mean(self.user_losses(inputs, user_indices, training), present)
         loss = reconstruction
         if self.losses:
-            loss = loss + keras.ops.cast(keras.ops.sum(self.losses), "float32")
+            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
         return loss, reconstruction
 
     def train_step(self, data):
@@ -318,6 +328,7 @@ class CDAE(Recommender):
         return data
 
     def _track(self, loss, reconstruction):
+        loss, reconstruction = global_sum((loss, reconstruction))
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         return {metric.name: metric.result() for metric in self.metrics}

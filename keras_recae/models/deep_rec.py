@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_recae.distribute import as_global_batch, global_sum, replica_share
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
 from keras_recae.models._common import build_stack, check_hidden_dims, check_non_negative, features
@@ -133,7 +134,10 @@ class DeepRec(RatingAutoencoder):
 
     def reconstruct(self, inputs, training=False):
         """`f(x)` for a sparse or dense batch of rating vectors, before fallback and clipping."""
-        h = self.code_dropout(self.encode(inputs), training=training)
+        h = self.encode(inputs)
+        if training:
+            # Under a strategy the masks are drawn for the rows of the whole global batch.
+            h = as_global_batch(lambda x: self.code_dropout(x, training=True), h, equal_parts=True)
         for layer in self.decoder_layers + [self.output_layer]:
             h = layer(h)
         return h
@@ -144,19 +148,20 @@ class DeepRec(RatingAutoencoder):
     def _penalty(self):
         if not self.losses:
             return 0.0
-        return keras.ops.cast(keras.ops.sum(self.losses), "float32")
+        return replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
 
     def _sparse_loss(self, inputs, training):
         self.ensure_built(inputs)
         outputs = self.reconstruct(inputs, training=training)
-        observed = keras.ops.maximum(keras.ops.sum(row_counts(inputs)), 1.0)
+        # Under a strategy: this replica's share of the global batch's mean.
+        observed = keras.ops.maximum(global_sum(keras.ops.sum(row_counts(inputs))), 1.0)
         mse = keras.ops.sum(masked_squared_error(outputs, inputs)) / observed
         return mse + self._penalty(), mse, outputs
 
     def _refeed_loss(self, targets, present):
         outputs = keras.ops.cast(self.reconstruct(targets, training=True), "float32")
         errors = keras.ops.square(outputs - targets) * present[:, None]
-        entries = keras.ops.maximum(keras.ops.sum(present), 1.0) * float(self.n_items)
+        entries = keras.ops.maximum(global_sum(keras.ops.sum(present)), 1.0) * float(self.n_items)
         return keras.ops.sum(errors) / entries + self._penalty(), outputs
 
     def _update(self, tape, scaled_loss):
@@ -185,6 +190,7 @@ class DeepRec(RatingAutoencoder):
         return self._track(loss, mse, keras.ops.zeros((), "float32"))
 
     def _track(self, loss, mse, refeed):
+        loss, mse, refeed = global_sum((loss, mse, refeed))
         self.loss_tracker.update_state(loss)
         self.mse_tracker.update_state(mse)
         self.refeed_tracker.update_state(refeed)

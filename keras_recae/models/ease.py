@@ -11,6 +11,7 @@ import tensorflow as tf
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
+from keras_recae import distribute
 from keras_recae.data.interactions import Interactions
 from keras_recae.models._common import check_non_negative
 from keras_recae.models.recommender import Recommender
@@ -100,6 +101,13 @@ class EASE(Recommender):
         Returns:
             A `keras.callbacks.History` with no epochs, for interface parity.
         """
+        if distribute.model_strategy(self) is not None:
+            raise ValueError(
+                "EASE is solved in closed form on one host (a Cholesky factorisation of the "
+                "item-item Gram matrix): there are no gradient steps for a tf.distribute "
+                "strategy to spread over devices or workers. Create and fit EASE outside "
+                "`strategy.scope()` (with the command line, leave out --distribute)."
+            )
         matrix = x.matrix if isinstance(x, Interactions) else x
         if not sp.issparse(matrix):
             raise TypeError(

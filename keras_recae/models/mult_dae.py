@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import replica_mean, replica_share
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import masked_mean, multinomial_nll
+from keras_recae.losses import multinomial_nll
 from keras_recae.models._common import (
     build_stack,
     check_hidden_dims,
@@ -24,7 +25,9 @@ class MultDAE(Recommender):
     The input row is L2-normalised and dropped out in training, passed
     through tanh layers down to the code and back up, and the output logits
     are trained with the multinomial negative log-likelihood plus an L2
-    penalty on the kernels.
+    penalty on the kernels. Under a `tf.distribute` strategy each replica's loss is its
+    share of the global batch's, the convention of Keras's `compute_loss` (see
+    `keras_recae.distribute`).
 
     Args:
         hidden_dims: list of int. Encoder widths, the last one being the
@@ -96,9 +99,9 @@ class MultDAE(Recommender):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs = x[0] if isinstance(x, (tuple, list)) else x
-        nll = masked_mean(multinomial_nll(y_pred, inputs), row_counts(inputs) > 0)
+        nll = replica_mean(multinomial_nll(y_pred, inputs), row_counts(inputs) > 0)
         if self.losses:
-            nll = nll + keras.ops.cast(keras.ops.sum(self.losses), "float32")
+            nll = nll + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
         return nll
 
     def get_config(self):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_recae.distribute import global_sum, replica_mean, replica_share
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import gaussian_kl, masked_mean, multinomial_nll
+from keras_recae.losses import gaussian_kl, multinomial_nll
 from keras_recae.models._common import (
     build_stack,
     check_hidden_dims,
@@ -30,7 +31,9 @@ class MultVAE(Recommender):
     the catalogue. The loss is the multinomial negative log-likelihood plus
     `beta` times the KL divergence to N(0, I), with `beta` annealed as
     `min(beta_cap, step / total_anneal_steps)` from the optimizer's step
-    counter, or held fixed when `beta` is given (beta-VAE).
+    counter, or held fixed when `beta` is given (beta-VAE). Under a `tf.distribute`
+    strategy each replica's loss is its share of the global batch's (see
+    `keras_recae.distribute`).
 
     Args:
         hidden_dims: list of int. Encoder widths, the last one being the
@@ -143,12 +146,13 @@ class MultVAE(Recommender):
         mean, log_var = self.posterior_parameters(inputs, training=training)
         logits = self.decode(self.sampling([mean, log_var], training=training))
         present = row_counts(inputs) > 0
-        nll = masked_mean(multinomial_nll(logits, inputs), present)
-        kl = masked_mean(gaussian_kl(mean, log_var), present)
+        # Under a strategy these are this replica's shares of the global batch's means.
+        nll = replica_mean(multinomial_nll(logits, inputs), present)
+        kl = replica_mean(gaussian_kl(mean, log_var), present)
         beta = self.current_beta()
         loss = nll + beta * kl
         if self.losses:
-            loss = loss + keras.ops.cast(keras.ops.sum(self.losses), "float32")
+            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
         return loss, nll, kl, beta
 
     def train_step(self, data):
@@ -164,6 +168,7 @@ class MultVAE(Recommender):
         return self._track(*self._loss_parts(features(data), training=False))
 
     def _track(self, loss, nll, kl, beta):
+        loss, nll, kl = global_sum((loss, nll, kl))
         self.loss_tracker.update_state(loss)
         self.nll_tracker.update_state(nll)
         self.kl_tracker.update_state(kl)

@@ -7,11 +7,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recae.data.pipeline import sparse_batches
+from keras_recae.distribute import global_sum, replica_mean, replica_share, switch
 from keras_recae.layers.composite_prior import CompositePrior
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.layers.rec_vae_encoder import RecVAEEncoder, torch_linear_initializers
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import gaussian_log_density, masked_mean, multinomial_nll
+from keras_recae.losses import gaussian_log_density, multinomial_nll
 from keras_recae.models._common import check_non_negative, check_rate, describe_structure
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts, row_sums
@@ -49,6 +50,11 @@ class RecVAE(Recommender):
     graph at the first decoder batch after encoder batches. The two optimizers are
     `optimizer` (encoder) and `decoder_optimizer` (a copy of the compiled one unless
     `compile(decoder_optimizer=...)` gives another), both saved in `.keras` files.
+
+    Under a `tf.distribute` strategy each replica's loss is its share of the global
+    batch's, every replica refreshes its copy of the prior's encoder at the same step,
+    and the update of the phase's optimizer runs on all replicas together (see
+    `keras_recae.distribute`).
 
     Args:
         hidden_dim: int. Width of the encoder's layers. Defaults to `600`.
@@ -239,6 +245,8 @@ class RecVAE(Recommender):
     def loss_parts(self, inputs, dropout: bool, training: bool):
         """The loss, its negative log-likelihood and its weighted KL term, each a batch mean.
 
+        Under a `tf.distribute` strategy, this replica's shares of the global batch's means.
+
         Args:
             inputs: tf.SparseTensor. A batch of users' rows; empty rows are left out.
             dropout: bool. Whether the encoder's input is dropped out.
@@ -253,11 +261,11 @@ class RecVAE(Recommender):
         log_q = keras.ops.sum(gaussian_log_density(z, mean, log_var), axis=-1)
         log_p = keras.ops.sum(self.prior([z, old_mean, old_log_var]), axis=-1)
         present = row_counts(inputs) > 0
-        nll = masked_mean(multinomial_nll(logits, inputs), present)
-        kl = masked_mean(self.kl_weights(inputs) * (log_q - log_p), present)
+        nll = replica_mean(multinomial_nll(logits, inputs), present)
+        kl = replica_mean(self.kl_weights(inputs) * (log_q - log_p), present)
         loss = nll + kl
         if self.losses:
-            loss = loss + keras.ops.cast(keras.ops.sum(self.losses), "float32")
+            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
         return loss, nll, kl
 
     def refresh_prior(self) -> None:
@@ -270,7 +278,7 @@ class RecVAE(Recommender):
             loss, nll, kl = self.loss_parts(inputs, dropout=dropout, training=True)
             scaled = optimizer.scale_loss(loss)
         optimizer.apply(tape.gradient(scaled, variables), variables)
-        return loss, nll, kl
+        self._track(loss, nll, kl)
 
     def train_step(self, data):
         inputs, phase = self._phased(data)
@@ -284,16 +292,19 @@ class RecVAE(Recommender):
         switching = keras.ops.logical_and(
             phase == DECODER_PHASE, keras.ops.equal(self.last_phase, ENCODER_PHASE)
         )
+        # Under a strategy each replica copies its own encoder: the copies stay equal.
         keras.ops.cond(switching, refresh, lambda: keras.ops.convert_to_tensor(False))
         self.last_phase.assign(phase)
         encoder_variables = self.encoder.trainable_variables
         decoder_variables = self.decoder.trainable_variables
-        loss, nll, kl = keras.ops.cond(
+        # The updates synchronise the replicas: `switch`, not a cond of the replica context.
+        switch(
             phase == ENCODER_PHASE,
-            lambda: self._update(inputs, self.optimizer, encoder_variables, dropout=True),
-            lambda: self._update(inputs, self.decoder_optimizer, decoder_variables, dropout=False),
+            lambda x: self._update(x, self.optimizer, encoder_variables, dropout=True),
+            lambda x: self._update(x, self.decoder_optimizer, decoder_variables, dropout=False),
+            inputs,
         )
-        return self._track(loss, nll, kl)
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def test_step(self, data):
         inputs = data[0] if isinstance(data, (tuple, list)) else data
@@ -314,6 +325,7 @@ class RecVAE(Recommender):
         return data
 
     def _track(self, loss, nll, kl):
+        loss, nll, kl = global_sum((loss, nll, kl))
         self.loss_tracker.update_state(loss)
         self.nll_tracker.update_state(nll)
         self.kl_tracker.update_state(kl)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recae import distribute
 from keras_recae.sparse_ops import mask_entries
 
 _VOCABULARY_FILE = "item_ids.json"
@@ -68,6 +69,57 @@ class Recommender(keras.Model):
         """Builds the model from a batch; Keras leaves that to the first step on TensorFlow."""
         if not self.built:
             self.build(tuple(inputs.shape))
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`; under a `tf.distribute` strategy, each replica gets its users.
+
+        When the model was created under a strategy's scope (or `fit` is called in one), a
+        `tf.data.Dataset` of sparse batches is split by `keras_recae.distribute.
+        distribute_batches`, replica `r` of `R` getting rows `[r * B / R, (r + 1) * B / R)`
+        of each global batch of `B` users, and `steps_per_epoch` defaults to the batches
+        of one pass. The other arguments are those of `keras.Model.fit`.
+        """
+        strategy = distribute.model_strategy(self)
+        if strategy is not None and isinstance(x, tf.data.Dataset):
+            x, steps = distribute.distribute_batches(strategy, x)
+            if kwargs.get("steps_per_epoch") is None and len(args) < 11:
+                kwargs["steps_per_epoch"] = steps
+        return super().fit(x, y, *args, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds the model from the first distributed batch averaged
+        # over the replicas, which SparseTensors cannot be: the model builds itself from the
+        # first replica's part instead (its shape is all `build` needs).
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with strategy.scope():
+            if not self.built:
+                for _, _, batches in iterator:
+                    batch = next(batches)
+                    break
+                batch = tf.nest.map_structure(
+                    lambda part: strategy.experimental_local_results(part)[0], batch
+                )
+                self.ensure_built(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            self._post_build()
+
+    def _make_function(self, step_function):
+        # Across workers Keras averages each log of a train or test step along its first
+        # axis, which scalars lack (tensorflow/tensorflow#72388): they get one.
+        if not distribute.is_multi_worker(getattr(self, "_distribute_strategy", None)):
+            return super()._make_function(step_function)
+
+        def step(data):
+            logs = step_function(data)
+            return tf.nest.map_structure(
+                lambda value: keras.ops.reshape(value, (1,)) if value.shape.rank == 0 else value,
+                logs,
+            )
+
+        return super()._make_function(step)
 
     def encode(self, inputs: tf.SparseTensor):
         """The user representation of each row (posterior mean for VAEs)."""

@@ -16,9 +16,12 @@ class FusedAdam(keras.optimizers.Adam):
     TensorFlow's `ResourceApplyAdam` computes the same update,
     `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
     `w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)`, in one pass, and has an
-    XLA kernel. Where it does not apply (AMSGrad, variables under a distribution
-    strategy), the Keras update runs instead. Arguments, state and saved files are those of
-    `keras.optimizers.Adam`.
+    XLA kernel. Under a `tf.distribute` strategy (MirroredStrategy,
+    MultiWorkerMirroredStrategy) Keras sums the replicas' gradients and updates each
+    device's copy of a variable in the cross-replica context; the kernel then updates that
+    copy with that device's copies of the moments. Where the kernel does not apply
+    (AMSGrad, a variable without a resource handle in this context), the Keras update runs
+    instead. Arguments, state and saved files are those of `keras.optimizers.Adam`.
 
     Example:
 
@@ -30,12 +33,18 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        # The TensorFlow backend passes the `tf.Variable` under the Keras variable.
+        # The TensorFlow backend passes the `tf.Variable` under the Keras variable; under a
+        # strategy, inside `strategy.extended.update`, one device's copy of it.
         target = variable.value if isinstance(variable, keras.Variable) else variable
-        if self.amsgrad or tf.distribute.has_strategy() or not hasattr(target, "handle"):
+        if (
+            self.amsgrad
+            or isinstance(target, tf.distribute.DistributedValues)
+            or not hasattr(target, "handle")
+        ):
             return super().update_step(gradient, variable, learning_rate)
         dtype = target.dtype
         index = self._get_variable_index(variable)
+        # Mirrored moments give the handle of the copy on the device being updated.
         m = self._momentums[index].value
         v = self._velocities[index].value
         local_step = tf.cast(self.iterations + 1, dtype)

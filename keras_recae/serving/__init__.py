@@ -7,6 +7,12 @@ The gRPC client and the warm-up records need the `serving` extra
 from keras_recae.serving.errors import ServingError
 from keras_recae.serving.export import export
 from keras_recae.serving.grpc_client import GrpcClient
+from keras_recae.serving.refiner_export import (
+    REFINE,
+    SIMILAR_ITEMS,
+    RefinerModule,
+    export_refiner,
+)
 from keras_recae.serving.rest_client import RestClient
 from keras_recae.serving.saved_model_client import SavedModelClient
 from keras_recae.serving.serving_client import ServingClient
@@ -27,15 +33,19 @@ __all__ = [
     "MISSING_SCORE",
     "RECOMMEND",
     "RECOMMEND_FOR_USER",
+    "REFINE",
     "SCORE",
+    "SIMILAR_ITEMS",
     "SERVING_DEFAULT",
     "GrpcClient",
+    "RefinerModule",
     "RestClient",
     "SavedModelClient",
     "ServingClient",
     "ServingError",
     "ServingModule",
     "export",
+    "export_refiner",
     "next_version",
     "read_warmup_requests",
     "version_dir",

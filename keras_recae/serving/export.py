@@ -25,6 +25,9 @@ def export(
 ) -> Path:
     """Exports a trained `Recommender` as `base_dir/<version>/`, ready for TF Serving.
 
+    An `EmbeddingRefiner` goes to `export_refiner` (signatures `refine` and
+    `similar_items`), under the same layout and rules.
+
     The SavedModel takes and returns raw item ids (int64 when every training id is an
     integer, else string; the column indices when the model has no `item_ids`), padded
     to a rectangle with -1 or "". Its signatures (see `ServingModule`) are
@@ -72,33 +75,68 @@ def export(
     """
     import tensorflow as tf
 
+    from keras_recae.models.embedding_refiner import EmbeddingRefiner
     from keras_recae.serving.serving_module import ServingModule
     from keras_recae.serving.warmup import warmup_inputs, write_warmup_requests
 
+    if isinstance(model, EmbeddingRefiner):
+        from keras_recae.serving.refiner_export import export_refiner
+
+        return export_refiner(
+            model, base_dir, version=version, k=k, model_name=model_name, warmup=warmup
+        )
     trained = getattr(model, "is_trained", None)
     if trained is None or not trained():
         raise ValueError(
             f"This {type(model).__name__} was never trained (no optimizer step, or EASE not "
             "fitted): exporting it would serve random scores. Train it first."
         )
-    if version is not None and (
-        not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 1
-    ):
-        raise ValueError(f"`version` should be a positive integer. Received: version={version}")
-    base = Path(base_dir)
-    if version is not None and (base / str(version)).exists():
-        raise FileExistsError(f"{base / str(version)} exists; versions are never overwritten")
+    check_version(base_dir, version)
     module = ServingModule(model, k)
     signatures = module.signatures()
-    base.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version or 'next'}-", dir=base))
-    try:
+
+    def write(temporary: Path) -> None:
         tf.saved_model.save(module, str(temporary), signatures=signatures)
         if warmup:
             requests = warmup_inputs(
                 list(signatures), module.item_ids, module.explicit, module.user_ids
             )
             write_warmup_requests(temporary, model_name, requests)
+
+    return save_version(base_dir, version, write)
+
+
+def check_version(base_dir, version: int | None) -> None:
+    """Refuses a version that is not a positive integer, or that exists under `base_dir`."""
+    if version is not None and (
+        not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 1
+    ):
+        raise ValueError(f"`version` should be a positive integer. Received: version={version}")
+    target = Path(base_dir) / str(version)
+    if version is not None and target.exists():
+        raise FileExistsError(f"{target} exists; versions are never overwritten")
+
+
+def save_version(base_dir, version: int | None, write) -> Path:
+    """Runs `write(directory)` in a hidden temporary directory, then renames it a version.
+
+    TF Serving only loads integer-named directories, so it never sees half a version; a
+    failed `write` leaves nothing behind.
+
+    Args:
+        base_dir: path. The model's base directory, created if missing.
+        version: int | None. The version number; the next free one when None.
+        write: callable. Writes the SavedModel (and its assets.extra) into the directory.
+
+    Returns:
+        The path of the new version directory.
+    """
+    check_version(base_dir, version)
+    base = Path(base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version or 'next'}-", dir=base))
+    try:
+        write(temporary)
         return _rename_into_place(temporary, base, version)
     finally:
         if temporary.exists():

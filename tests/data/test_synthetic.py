@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from keras_recae.data.interactions import Interactions
@@ -95,3 +96,13 @@ def test_protocols_run_on_the_frame():
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         synthetic_interactions(**kwargs)
+
+
+def test_synthetic_frame_returns_the_planted_clusters_on_request():
+    frame, user_cluster, item_cluster = synthetic_frame(300, 90, 6, 0.05, 2, return_clusters=True)
+    expected = _generate(300, 90, 6, 0.05, 2, False)
+    pd.testing.assert_frame_equal(frame, expected[0])
+    pd.testing.assert_frame_equal(frame, synthetic_frame(300, 90, 6, 0.05, 2))
+    np.testing.assert_array_equal(user_cluster, expected[1])
+    np.testing.assert_array_equal(item_cluster, expected[2])
+    assert user_cluster.shape == (300,) and item_cluster.shape == (90,)

@@ -1,0 +1,461 @@
+"""The base of the embedding refiners: autoencoders over pre-trained item vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_recae.data.vectors import as_keys
+from keras_recae.models._common import build_stack, check_choice, check_non_negative, features
+
+NORMALIZATIONS = ("none", "l2", "standardize")
+RECONSTRUCTIONS = ("mse", "cosine")
+_KEYS_FILE = "item_ids.json"
+_VECTORS_FILE = "item_vectors.npy"
+# Rows of zero norm, and dimensions that never vary, are left as they are.
+_EPSILON = 1e-12
+
+
+def check_dims(hidden_dims) -> tuple[int, ...]:
+    """Hidden widths, possibly none: `()` gives a linear encoder and decoder."""
+    try:
+        dims = tuple(int(d) for d in hidden_dims)
+    except (TypeError, ValueError):
+        dims = (0,)
+    if any(d < 1 for d in dims):
+        shown = list(hidden_dims) if isinstance(hidden_dims, (list, tuple)) else hidden_dims
+        raise ValueError(
+            "`hidden_dims` should be a list of positive integers (possibly empty). "
+            f"Received: hidden_dims={shown}"
+        )
+    return dims
+
+
+def check_activation(activation) -> str:
+    message = (
+        "`activation` should be the name of a Keras activation. "
+        f"Received: activation={activation!r}"
+    )
+    if not isinstance(activation, str):
+        raise ValueError(message)
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(message) from None
+    return activation
+
+
+@keras.saving.register_keras_serializable(package="keras_recae")
+class EmbeddingRefiner(keras.Model):
+    """An autoencoder that compresses item vectors trained elsewhere into refined ones.
+
+    Subclasses define the code (`EmbeddingAutoencoder`, `DenoisingEmbeddingAutoencoder`,
+    `EmbeddingVAE`). An input row is normalised (`normalization`: as it is, to unit
+    length, or standardised per dimension with the catalogue's mean and standard
+    deviation), encoded by dense `hidden_dims` layers into a `latent_dim` code, and decoded
+    by the mirrored layers back into the normalised row. The code (the posterior mean for
+    the VAE), less the catalogue's mean code when `center=True`, is the refined vector:
+    `refine(vectors)`. Refined vectors are meant for cosine similarity, which a direction
+    shared by every item would dominate (word2vec vectors have one); centring removes it,
+    as PCA does, and on item2vec vectors it is worth several times the Recall@20 of
+    user-item retrieval (benchmarks/RESULTS.md).
+
+    Reconstruction losses, per row and averaged over rows: `"mse"`, the mean over the
+    dimensions of the squared error in units of each dimension's standard deviation over
+    the catalogue (so a prediction of the mean costs about 1 whatever the scale of the
+    vectors), or `"cosine"`, one minus the cosine of the output and the normalised input.
+
+    The statistics of the normalisation and of the loss come from `adapt(vectors)`, which
+    `fit` runs on its training data when it has not been run. The model keeps the item
+    ids and raw vectors of the catalogue (`set_items`) in its `.keras` file, for the
+    `similar_items` serving signature (`keras_recae.serving.export`).
+
+    Args:
+        latent_dim: int. The dimension of the refined vectors. Defaults to `64`.
+        hidden_dims: list of int. Encoder widths between the input and the code; the
+            decoder mirrors them. `()` makes both linear. Defaults to `(512,)`.
+        activation: str. Activation of the hidden layers. Defaults to `"gelu"`.
+        normalization: str. `"none"`, `"l2"` or `"standardize"`. Defaults to `"l2"`.
+        reconstruction: str. `"mse"` or `"cosine"`. Defaults to `"mse"`.
+        center: bool. Whether refined vectors are centred on the catalogue's mean code
+            (see `center_codes`). Defaults to `True`.
+        l2: float. L2 penalty on the kernels. Defaults to `0.0`.
+        seed: int | None. Seed of the model's randomness. Defaults to `None`.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        hidden_dims=(512,),
+        activation: str = "gelu",
+        normalization: str = "l2",
+        reconstruction: str = "mse",
+        center: bool = True,
+        l2: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (
+            isinstance(latent_dim, bool)
+            or not isinstance(latent_dim, (int, np.integer))
+            or latent_dim < 1
+        ):
+            raise ValueError(
+                f"`latent_dim` should be a positive integer. Received: latent_dim={latent_dim}"
+            )
+        self.latent_dim = int(latent_dim)
+        self.hidden_dims = check_dims(hidden_dims)
+        self.activation = check_activation(activation)
+        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
+        self.reconstruction = check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
+        if not isinstance(center, bool):
+            raise ValueError(f"`center` should be True or False. Received: center={center!r}")
+        self.center = center
+        self.l2 = check_non_negative("l2", l2)
+        self.seed = seed
+        self.encoder_layers = [
+            self.dense(units, self.activation, f"encoder_{i}")
+            for i, units in enumerate(self.hidden_dims)
+        ]
+        self.code_layer = self.dense(self.code_units(), None, "code")
+        self.decoder_layers = [
+            self.dense(units, self.activation, f"decoder_{i}")
+            for i, units in enumerate(reversed(self.hidden_dims))
+        ]
+        self.item_ids = None
+        self.item_vectors = None
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+
+    # -- structure ----------------------------------------------------------------------
+
+    def dense(self, units: int, activation, name: str) -> keras.layers.Dense:
+        return keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+            name=name,
+        )
+
+    def code_units(self) -> int:
+        """Outputs of the code layer: the code itself (twice that for a posterior)."""
+        return self.latent_dim
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        # The normalisation's statistics are weights, so they travel in `.keras` files.
+        self.input_mean = self.add_weight(
+            shape=(dim,), initializer="zeros", trainable=False, name="input_mean"
+        )
+        self.input_scale = self.add_weight(
+            shape=(dim,), initializer="ones", trainable=False, name="input_scale"
+        )
+        self.spread = self.add_weight(
+            shape=(dim,), initializer="ones", trainable=False, name="spread"
+        )
+        self.adapted = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="adapted"
+        )
+        self.code_center = self.add_weight(
+            shape=(self.latent_dim,), initializer="zeros", trainable=False, name="code_center"
+        )
+        self.output_layer = self.dense(dim, None, "reconstruction")
+        build_stack(self.encoder_layers + [self.code_layer], dim)
+        build_stack(self.decoder_layers + [self.output_layer], self.latent_dim)
+
+    @property
+    def input_dim(self) -> int | None:
+        """The dimension of the raw vectors, known once the model is built."""
+        shape = (self.get_build_config() or {}).get("input_shape")
+        return None if shape is None else int(shape[-1])
+
+    # -- statistics ---------------------------------------------------------------------
+
+    def is_adapted(self) -> bool:
+        return self.built and bool(keras.ops.convert_to_numpy(self.adapted))
+
+    def adapt(self, data, batch_size: int = 4096) -> None:
+        """Sets the normalisation's statistics from the catalogue's vectors.
+
+        Args:
+            data: an `(n, d)` array, or a `tf.data.Dataset` of such batches (or of tuples
+                whose first part they are).
+            batch_size: int. Rows per step over an array. Defaults to `4096`.
+        """
+        totals = None
+        for batch in _batches(data, batch_size):
+            batch = np.asarray(batch, dtype=np.float64)
+            if batch.ndim != 2:
+                raise ValueError(
+                    f"`adapt` expects (n, d) vectors. Received a batch of shape {batch.shape}"
+                )
+            norms = np.linalg.norm(batch, axis=1, keepdims=True)
+            unit = batch / np.maximum(norms, _EPSILON)
+            parts = (len(batch), batch.sum(0), (batch**2).sum(0), unit.sum(0), (unit**2).sum(0))
+            totals = parts if totals is None else tuple(t + p for t, p in zip(totals, parts))
+        if totals is None:
+            raise ValueError("`adapt` received no vectors")
+        count, total, squares, unit_total, unit_squares = totals
+        if not self.built:
+            self.build((None, len(total)))
+        if len(total) != self.input_dim:
+            raise ValueError(
+                f"The vectors should have {self.input_dim} dimensions, as the model was built "
+                f"for. Received: {len(total)}"
+            )
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        unit_mean = unit_total / count
+        unit_std = np.sqrt(np.maximum(unit_squares / count - unit_mean**2, 0.0))
+        scale = np.where(std > _EPSILON, std, 1.0)
+        if self.normalization == "standardize":
+            self.input_mean.assign(mean.astype("float32"))
+            self.input_scale.assign(scale.astype("float32"))
+            spread = np.where(std > _EPSILON, 1.0, 0.0)
+        else:
+            spread = unit_std if self.normalization == "l2" else std
+        # A dimension that never varies still weighs in the loss, on the scale of the rest.
+        typical = np.mean(spread[spread > _EPSILON]) if np.any(spread > _EPSILON) else 1.0
+        self.spread.assign(np.where(spread > _EPSILON, spread, typical).astype("float32"))
+        self.adapted.assign(1.0)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit` on the catalogue's vectors `x` (an array or a `tf.data.Dataset`).
+
+        Runs `adapt(x)` first if it was not run, and `center_codes(x)` after training.
+        """
+        if not isinstance(x, tf.data.Dataset):
+            try:
+                x = np.asarray(x, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "`fit` expects the vectors `x` as an (n, d) array or a tf.data.Dataset. "
+                    f"Received: {type(x).__name__}"
+                ) from None
+        if not self.is_adapted():
+            self.adapt(x)
+        history = super().fit(x, y, *args, **kwargs)
+        if self.center:
+            self.center_codes(x)
+        return history
+
+    def center_codes(self, data, batch_size: int = 4096) -> None:
+        """Makes the catalogue's mean code the origin of the refined vectors.
+
+        Refined vectors are compared by cosine, which the mean of the codes (a direction
+        every item shares, as in word2vec vectors) would dominate; PCA removes it by
+        centring. `fit` calls this on its data when `center=True`.
+
+        Args:
+            data: an `(n, d)` array, or a `tf.data.Dataset` of such batches (or of tuples
+                whose first part they are).
+            batch_size: int. Rows per step over an array. Defaults to `4096`.
+        """
+        total, count = 0.0, 0
+        for batch in _batches(data, batch_size):
+            codes = self.code(self.normalize(batch), training=False)
+            total = total + np.sum(keras.ops.convert_to_numpy(codes), axis=0, dtype=np.float64)
+            count += len(batch)
+        if not count:
+            raise ValueError("`center_codes` received no vectors")
+        self.code_center.assign((total / count).astype("float32"))
+
+    # -- forward ------------------------------------------------------------------------
+
+    def normalize(self, inputs):
+        """The row as the encoder sees it and the decoder reconstructs it."""
+        inputs = keras.ops.cast(inputs, "float32")
+        if self.normalization == "l2":
+            norms = keras.ops.sqrt(keras.ops.sum(inputs * inputs, axis=-1, keepdims=True))
+            return inputs / keras.ops.maximum(norms, _EPSILON)
+        if self.normalization == "standardize":
+            return (inputs - self.input_mean) / self.input_scale
+        return inputs
+
+    def corrupt(self, normalized, training=False):
+        """The encoder's input in training; denoising models corrupt it here."""
+        return normalized
+
+    def hidden(self, normalized):
+        h = normalized
+        for layer in self.encoder_layers:
+            h = layer(h)
+        return self.code_layer(h)
+
+    def code(self, normalized, training=False):
+        """The code the decoder reads (a posterior sample in VAE training)."""
+        return self.hidden(normalized)
+
+    def decode(self, code):
+        h = code
+        for layer in self.decoder_layers:
+            h = layer(h)
+        return self.output_layer(h)
+
+    def encode(self, inputs):
+        """The refined vectors of raw input rows (the posterior mean for VAEs), centred."""
+        codes = self.code(self.normalize(inputs), training=False)
+        return codes - self.code_center if self.center else codes
+
+    def call(self, inputs, training=False):
+        normalized = self.corrupt(self.normalize(inputs), training=training)
+        return self.decode(self.code(normalized, training=training))
+
+    # -- training -----------------------------------------------------------------------
+
+    def reconstruction_loss(self, outputs, targets):
+        """Per-row reconstruction loss, shape [batch]."""
+        outputs = keras.ops.cast(outputs, "float32")
+        if self.reconstruction == "cosine":
+            dot = keras.ops.sum(outputs * targets, axis=-1)
+            norms = keras.ops.sqrt(
+                keras.ops.sum(outputs * outputs, axis=-1) * keras.ops.sum(targets * targets, -1)
+            )
+            return 1.0 - dot / keras.ops.maximum(norms, _EPSILON)
+        errors = (outputs - targets) / self.spread
+        return keras.ops.mean(errors * errors, axis=-1)
+
+    def loss_parts(self, inputs, training=False) -> dict:
+        """The loss and its parts for a batch of raw vectors."""
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        targets = self.normalize(inputs)
+        outputs = self.decode(self.code(self.corrupt(targets, training), training))
+        reconstruction = keras.ops.mean(self.reconstruction_loss(outputs, targets))
+        return {"loss": reconstruction + self.penalty(), "reconstruction": reconstruction}
+
+    def penalty(self):
+        if not self.losses:
+            return 0.0
+        return keras.ops.cast(keras.ops.sum(self.losses), "float32")
+
+    def train_step(self, data):
+        inputs = features(data)
+        with tf.GradientTape() as tape:
+            parts = self.loss_parts(inputs, training=True)
+            scaled = self.optimizer.scale_loss(parts["loss"])
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.track(parts)
+
+    def test_step(self, data):
+        return self.track(self.loss_parts(features(data), training=False))
+
+    def trackers(self) -> dict:
+        return {"loss": self.loss_tracker, "reconstruction": self.reconstruction_tracker}
+
+    def track(self, parts: dict) -> dict:
+        trackers = self.trackers()
+        for name, value in parts.items():
+            trackers[name].update_state(value)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    @property
+    def metrics(self):
+        return list(self.trackers().values())
+
+    def is_trained(self) -> bool:
+        """Whether the weights were ever fitted: at least one optimizer step."""
+        optimizer = getattr(self, "optimizer", None)
+        return optimizer is not None and int(optimizer.iterations) > 0
+
+    # -- refined vectors and the catalogue ----------------------------------------------
+
+    def refine(self, vectors=None, batch_size: int = 4096) -> np.ndarray:
+        """The refined vectors of raw vectors (by default the catalogue's), as float32.
+
+        Args:
+            vectors: array-like of shape `(n, d)` | None. Defaults to `None`, the
+                vectors of `set_items`.
+            batch_size: int. Rows per step. Defaults to `4096`.
+
+        Returns:
+            A float32 array of shape `(n, latent_dim)`.
+        """
+        if vectors is None:
+            if self.item_vectors is None:
+                raise ValueError("No vectors given, and the model has none (`set_items`)")
+            vectors = self.item_vectors
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not self.built:
+            raise ValueError(f"The {type(self).__name__} is not built: adapt or train it first.")
+        if vectors.ndim != 2 or vectors.shape[1] != self.input_dim:
+            raise ValueError(
+                f"`vectors` should have shape (n, {self.input_dim}). Received: {vectors.shape}"
+            )
+        parts = [
+            keras.ops.convert_to_numpy(self.encode(vectors[start : start + batch_size]))
+            for start in range(0, len(vectors), batch_size)
+        ]
+        if not parts:
+            return np.zeros((0, self.latent_dim), np.float32)
+        return np.concatenate(parts).astype(np.float32)
+
+    def set_items(self, item_ids, vectors) -> None:
+        """Records the catalogue: the raw ids and vectors `similar_items` serves.
+
+        Args:
+            item_ids: array-like of shape `(n,)`. Unique integer or string ids.
+            vectors: array-like of shape `(n, d)`. The raw vectors, in the order of the ids.
+        """
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"`vectors` should be (n, d). Received shape {vectors.shape}")
+        if self.input_dim is not None and vectors.shape[1] != self.input_dim:
+            raise ValueError(
+                f"`vectors` should have {self.input_dim} dimensions, as the model was built "
+                f"for. Received: {vectors.shape[1]}"
+            )
+        self.item_ids = as_keys(item_ids, len(vectors))
+        self.item_vectors = vectors
+
+    def save_assets(self, dir_path):
+        if self.item_ids is None:
+            return
+        kind = "int64" if self.item_ids.dtype.kind in "iu" else "string"
+        ids = [int(i) if kind == "int64" else str(i) for i in self.item_ids.tolist()]
+        with open(os.path.join(dir_path, _KEYS_FILE), "w", encoding="utf-8") as file:
+            json.dump({"dtype": kind, "ids": ids}, file)
+        np.save(os.path.join(dir_path, _VECTORS_FILE), self.item_vectors)
+
+    def load_assets(self, dir_path):
+        path = os.path.join(dir_path, _KEYS_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as file:
+            content = json.load(file)
+        dtype = np.int64 if content["dtype"] == "int64" else object
+        vectors = np.load(os.path.join(dir_path, _VECTORS_FILE), allow_pickle=False)
+        self.set_items(np.asarray(content["ids"], dtype=dtype), vectors)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "hidden_dims": list(self.hidden_dims),
+                "activation": self.activation,
+                "normalization": self.normalization,
+                "reconstruction": self.reconstruction,
+                "center": self.center,
+                "l2": self.l2,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _batches(data, batch_size: int):
+    """Numpy batches of an array or of a `tf.data.Dataset` (first part of tuples)."""
+    if isinstance(data, tf.data.Dataset):
+        for batch in data.as_numpy_iterator():
+            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        return
+    array = np.asarray(data)
+    for start in range(0, len(array), batch_size):
+        yield array[start : start + batch_size]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.distribute import as_global_batch
 from keras_recae.models._common import check_non_negative, check_rate
 from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
 
@@ -15,7 +16,9 @@ class DenoisingEmbeddingAutoencoder(EmbeddingAutoencoder):
     In training the normalised input gets Gaussian noise of `noise_stddev` times each
     dimension's standard deviation over the catalogue, then dropout at rate `dropout`;
     the loss compares the reconstruction with the clean normalised vector. At inference
-    nothing is corrupted, so `refine` is deterministic.
+    nothing is corrupted, so `refine` is deterministic. Under a `tf.distribute` strategy
+    the noise and the dropout mask are drawn for the global batch, each replica taking
+    its rows, so training equals that on one device (see `EmbeddingRefiner.fit`).
 
     Args:
         latent_dim: int. The dimension of the refined vectors. Defaults to `64`.
@@ -84,14 +87,18 @@ class DenoisingEmbeddingAutoencoder(EmbeddingAutoencoder):
         )
 
     def corrupt(self, normalized, training=False):
-        if not training:
+        if not training or not (self.noise_stddev or self.dropout):
             return normalized
+        # Under a strategy the draws are made for the rows of the whole global batch.
+        return as_global_batch(self._corrupt_rows, normalized)
+
+    def _corrupt_rows(self, normalized):
         if self.noise_stddev:
             noise = keras.random.normal(
                 keras.ops.shape(normalized), dtype=normalized.dtype, seed=self.noise_seed
             )
             normalized = normalized + noise * (self.noise_stddev * self.spread)
-        return self.input_dropout(normalized, training=training)
+        return self.input_dropout(normalized, training=True)
 
     def get_config(self):
         config = super().get_config()

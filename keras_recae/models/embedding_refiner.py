@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -9,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recae import distribute
 from keras_recae.data.vectors import as_keys
-from keras_recae.models._common import build_stack, check_choice, check_non_negative, features
+from keras_recae.models._common import build_stack, check_choice, check_non_negative
 
 NORMALIZATIONS = ("none", "l2", "standardize")
 RECONSTRUCTIONS = ("mse", "cosine")
@@ -18,6 +20,8 @@ _KEYS_FILE = "item_ids.json"
 _VECTORS_FILE = "item_vectors.npy"
 # Rows of zero norm, and dimensions that never vary, are left as they are.
 _EPSILON = 1e-12
+# Keras's default batch size, which `fit` keeps when it makes the pipeline itself.
+_DEFAULT_BATCH_SIZE = 32
 
 
 def check_dims(hidden_dims) -> tuple[int, ...]:
@@ -73,6 +77,13 @@ class EmbeddingRefiner(keras.Model):
     `fit` runs on its training data when it has not been run. The model keeps the item
     ids and raw vectors of the catalogue (`set_items`) in its `.keras` file, for the
     `similar_items` serving signature (`keras_recae.serving.export`).
+
+    Training batches may carry row weights as Keras's `(x, y, sample_weight)`: the
+    losses are then means weighted by them, and rows of weight 0 (the padding of
+    `training_batches`) count nowhere. Under a `tf.distribute` strategy (the model created
+    in `strategy.scope()`), `fit` feeds each replica its rows of each global batch, and
+    each replica's loss is its share of the global batch's; see `fit` and
+    `keras_recae.distribute`.
 
     Args:
         latent_dim: int. The dimension of the refined vectors. Defaults to `64`.
@@ -202,7 +213,10 @@ class EmbeddingRefiner(keras.Model):
             raise ValueError("`adapt` received no vectors")
         count, total, squares, unit_total, unit_squares = totals
         if not self.built:
-            self.build((None, len(total)))
+            # A model created under a tf.distribute strategy keeps its weights mirrored.
+            strategy = distribute.model_strategy(self)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                self.build((None, len(total)))
         if len(total) != self.input_dim:
             raise ValueError(
                 f"The vectors should have {self.input_dim} dimensions, as the model was built "
@@ -224,10 +238,29 @@ class EmbeddingRefiner(keras.Model):
         self.spread.assign(np.where(spread > _EPSILON, spread, typical).astype("float32"))
         self.adapted.assign(1.0)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
         """`keras.Model.fit` on the catalogue's vectors `x` (an array or a `tf.data.Dataset`).
 
         Runs `adapt(x)` first if it was not run, and `center_codes(x)` after training.
+
+        Under a `tf.distribute` strategy (the model created in `strategy.scope()`, or `fit`
+        called in one), the global batches are split by `keras_recae.distribute.
+        distribute_batches`, replica `r` of `R` getting rows `[r * B / R, (r + 1) * B / R)`
+        of each batch of `B` rows, and `steps_per_epoch` defaults to the batches of one
+        pass. An array `x` is batched by `training_batches(x, batch_size, shuffle,
+        seed=self.seed)` (`batch_size` 32 by default, a multiple of `R`); a dataset must
+        have batches of one static size, as `training_batches` makes them (the last one
+        padded with rows of weight 0). Each replica then draws its noise as the one device
+        would for the global batch, so training equals that on one device fed the same
+        batches.
+
+        Args:
+            x: an `(n, d)` array of vectors, or a `tf.data.Dataset` of such batches (or of
+                `(x, y)` or `(x, y, sample_weight)` tuples; `y` is not read).
+            y: ignored: the targets are the normalised inputs.
+            batch_size: int | None. Rows per batch of an array `x`.
+            epochs: int. Passes over the data.
+            **kwargs: the other arguments of `keras.Model.fit`.
         """
         if not isinstance(x, tf.data.Dataset):
             try:
@@ -237,12 +270,86 @@ class EmbeddingRefiner(keras.Model):
                     "`fit` expects the vectors `x` as an (n, d) array or a tf.data.Dataset. "
                     f"Received: {type(x).__name__}"
                 ) from None
+        if not self.is_adapted() or self.center:
+            # Refused before training, not after it: the statistics need a finite pass.
+            _check_finite(x)
         if not self.is_adapted():
             self.adapt(x)
-        history = super().fit(x, y, *args, **kwargs)
+        data = x
+        strategy = distribute.model_strategy(self)
+        if strategy is not None:
+            if not isinstance(x, tf.data.Dataset):
+                shuffle = kwargs.pop("shuffle", True)
+                batch_size = batch_size or _DEFAULT_BATCH_SIZE
+                # Every worker of a multi-worker strategy makes the same pipeline: the
+                # shuffle is seeded.
+                data = self.training_batches(x, batch_size, shuffle=shuffle, seed=self.seed)
+                # The pipeline shuffles; Keras would warn that it cannot.
+                batch_size, kwargs["shuffle"] = None, False
+            data, steps = distribute.distribute_batches(strategy, data)
+            if kwargs.get("steps_per_epoch") is None:
+                kwargs["steps_per_epoch"] = steps
+        history = super().fit(data, y, batch_size=batch_size, epochs=epochs, **kwargs)
         if self.center:
             self.center_codes(x)
         return history
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds the model from a first batch it takes from the
+        # training iterator, which the replicas then never train on. `fit` builds the model
+        # (`adapt`) beforehand: only the optimizer is left to build, from the weights.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or not self.built:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            self._post_build()
+
+    def training_batches(
+        self, vectors, batch_size: int = _DEFAULT_BATCH_SIZE, shuffle: bool = True, seed=None
+    ) -> tf.data.Dataset:
+        """The `tf.data` pipeline `fit` trains on under a `tf.distribute` strategy.
+
+        Elements are `(x, x, weights)` of static shapes `[batch_size, d]` and
+        `[batch_size]`: `batch_size` rows of `vectors` (reshuffled on each pass when
+        `shuffle`), the last batch padded with zero rows of weight 0, which the losses
+        leave out. The rows are gathered in the graph from one copy of `vectors`.
+
+        Args:
+            vectors: array-like of shape `(n, d)`.
+            batch_size: int. Rows per batch. Defaults to `32`.
+            shuffle: bool. Whether to reshuffle the rows on each pass. Defaults to `True`.
+            seed: int | None. Seed of the shuffle. Defaults to `None`.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            batch_size = 0
+        if batch_size < 1:
+            raise ValueError(
+                f"`batch_size` should be a positive integer. Received: batch_size={batch_size}"
+            )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or not len(vectors):
+            raise ValueError(
+                f"`vectors` should be a non-empty (n, d) array. Received shape {vectors.shape}"
+            )
+        table = tf.convert_to_tensor(vectors)
+        dim = vectors.shape[1]
+        rows = tf.data.Dataset.range(len(vectors))
+        if shuffle:
+            rows = rows.shuffle(len(vectors), seed=seed, reshuffle_each_iteration=True)
+
+        def gather(indices):
+            padding = batch_size - tf.shape(indices)[0]
+            x = tf.pad(tf.gather(table, indices), [[0, padding], [0, 0]])
+            weights = tf.pad(tf.ones(tf.shape(indices), "float32"), [[0, padding]])
+            x = tf.ensure_shape(x, [batch_size, dim])
+            return x, x, tf.ensure_shape(weights, [batch_size])
+
+        # Plain graph code: AutoGraph has nothing to convert and warns about the closure.
+        gather = tf.autograph.experimental.do_not_convert(gather)
+        batches = rows.batch(batch_size).map(gather)
+        return batches.prefetch(tf.data.AUTOTUNE)
 
     def center_codes(self, data, batch_size: int = 4096) -> None:
         """Makes the catalogue's mean code the origin of the refined vectors.
@@ -320,36 +427,61 @@ class EmbeddingRefiner(keras.Model):
         errors = (outputs - targets) / self.spread
         return keras.ops.mean(errors * errors, axis=-1)
 
-    def loss_parts(self, inputs, training=False) -> dict:
-        """The loss and its parts for a batch of raw vectors."""
+    def loss_parts(self, inputs, training=False, weights=None) -> dict:
+        """The loss and its parts for a batch of raw vectors.
+
+        `weights` (shape [batch], by default ones) weigh the rows' losses; under a
+        `tf.distribute` strategy the parts are this replica's shares of the global
+        batch's weighted means (see `batch_mean`).
+        """
         if not self.built:
             self.build(tuple(inputs.shape))
         targets = self.normalize(inputs)
         outputs = self.decode(self.code(self.corrupt(targets, training), training))
-        reconstruction = keras.ops.mean(self.reconstruction_loss(outputs, targets))
+        reconstruction = self.batch_mean(self.reconstruction_loss(outputs, targets), weights)
         return {"loss": reconstruction + self.penalty(), "reconstruction": reconstruction}
 
+    def batch_mean(self, values, weights=None):
+        """The weighted mean of per-row `values` over the global batch (this replica's share).
+
+        The weighted sum over this replica's rows divided by the sum of the weights over
+        the global batch (a cross-replica sum), so that padding rows (weight 0) count
+        nowhere and the replicas' shares add up to the mean on one device.
+        """
+        if weights is None:
+            weights = keras.ops.ones_like(values)
+        return distribute.replica_mean(values, keras.ops.cast(weights, values.dtype))
+
     def penalty(self):
+        """The weight penalty; under a strategy each replica's share of it."""
         if not self.losses:
             return 0.0
-        return keras.ops.cast(keras.ops.sum(self.losses), "float32")
+        return distribute.replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
 
     def train_step(self, data):
-        inputs = features(data)
+        inputs, weights = _rows_and_weights(data)
         with tf.GradientTape() as tape:
-            parts = self.loss_parts(inputs, training=True)
+            parts = self.loss_parts(inputs, training=True, weights=weights)
             scaled = self.optimizer.scale_loss(parts["loss"])
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self.track(parts)
 
     def test_step(self, data):
-        return self.track(self.loss_parts(features(data), training=False))
+        inputs, weights = _rows_and_weights(data)
+        return self.track(self.loss_parts(inputs, training=False, weights=weights))
 
     def trackers(self) -> dict:
         return {"loss": self.loss_tracker, "reconstruction": self.reconstruction_tracker}
 
+    # Parts that are the same on every replica rather than shares of the global batch's.
+    replicated_parts = ()
+
     def track(self, parts: dict) -> dict:
+        # Under a strategy the replicas' shares are summed, so every replica tracks the
+        # global batch's values and Keras's averaging over replicas changes nothing.
+        shares = {k: v for k, v in parts.items() if k not in self.replicated_parts}
+        parts = {**parts, **distribute.global_sum(shares)}
         trackers = self.trackers()
         for name, value in parts.items():
             trackers[name].update_state(value)
@@ -450,11 +582,35 @@ class EmbeddingRefiner(keras.Model):
         return config
 
 
+def _rows_and_weights(data):
+    """The rows of a training batch and their weights (None: all 1), as Keras packs them."""
+    inputs, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+    return inputs, weights
+
+
+def _check_finite(data) -> None:
+    """Statistics need one pass over the catalogue: a repeated dataset would never end."""
+    if isinstance(data, tf.data.Dataset) and data.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The statistics of the vectors (`adapt`, `center_codes`) need a finite dataset; "
+            "received an infinite one (`repeat()`). Call `model.adapt(vectors)` before `fit` "
+            "and `model.center_codes(vectors)` after it on the vectors themselves (with "
+            "`center=False`), or pass the dataset before `repeat()`."
+        )
+
+
 def _batches(data, batch_size: int):
-    """Numpy batches of an array or of a `tf.data.Dataset` (first part of tuples)."""
+    """Numpy batches of an array or of a `tf.data.Dataset` (first part of tuples).
+
+    Rows of weight 0 in `(x, y, sample_weight)` batches (padding) are left out.
+    """
     if isinstance(data, tf.data.Dataset):
+        _check_finite(data)
         for batch in data.as_numpy_iterator():
-            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+            if isinstance(batch, (tuple, list)) and len(batch) == 3:
+                yield batch[0][np.asarray(batch[2]).reshape(-1) > 0]
+            else:
+                yield batch[0] if isinstance(batch, (tuple, list)) else batch
         return
     array = np.asarray(data)
     for start in range(0, len(array), batch_size):

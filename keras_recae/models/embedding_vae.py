@@ -20,7 +20,9 @@ class EmbeddingVAE(EmbeddingRefiner):
     to N(0, I), summed over the code's dimensions and averaged over rows. `beta` grows
     linearly from 0 over the first `anneal_steps` updates (read from the optimizer's
     step counter), or is fixed when `anneal_steps=0`. The refined vector is the
-    posterior mean.
+    posterior mean. Under a `tf.distribute` strategy the reparameterisation noise is
+    drawn for the global batch and `beta` follows the global steps, so training equals
+    that on one device (see `EmbeddingRefiner.fit`).
 
     Args:
         latent_dim: int. The dimension of the refined vectors. Defaults to `64`.
@@ -106,20 +108,28 @@ class EmbeddingVAE(EmbeddingRefiner):
         return self.sampling([mean, log_var], training=training)
 
     def current_beta(self):
-        """The KL weight of the next update."""
+        """The KL weight of the next update.
+
+        The optimizer's step counter counts global steps (one per update of the mirrored
+        weights under a strategy), so every replica reads the same `beta`.
+        """
         if not self.anneal_steps:
             return keras.ops.convert_to_tensor(self.beta, "float32")
         step = keras.ops.cast(self.optimizer.iterations, "float32")
         return self.beta * keras.ops.minimum(1.0, step / float(self.anneal_steps))
 
-    def loss_parts(self, inputs, training=False) -> dict:
+    # The same on every replica: tracked as it is, not summed over the replicas.
+    replicated_parts = ("beta",)
+
+    def loss_parts(self, inputs, training=False, weights=None) -> dict:
         if not self.built:
             self.build(tuple(inputs.shape))
         targets = self.normalize(inputs)
         mean, log_var = self.posterior_parameters(self.corrupt(targets, training))
         outputs = self.decode(self.sampling([mean, log_var], training=training))
-        reconstruction = keras.ops.mean(self.reconstruction_loss(outputs, targets))
-        kl = keras.ops.mean(gaussian_kl(mean, log_var))
+        # Under a strategy these are this replica's shares of the global batch's means.
+        reconstruction = self.batch_mean(self.reconstruction_loss(outputs, targets), weights)
+        kl = self.batch_mean(gaussian_kl(mean, log_var), weights)
         beta = self.current_beta()
         return {
             "loss": reconstruction + beta * kl + self.penalty(),

@@ -39,6 +39,10 @@ from keras_recae.models import (  # noqa: E402
     AutoRec,
     DeepRec,
     DenoisingAutoencoder,
+    DenoisingEmbeddingAutoencoder,
+    EmbeddingAutoencoder,
+    EmbeddingRefiner,
+    EmbeddingVAE,
     MultDAE,
     MultVAE,
     RecVAE,
@@ -49,6 +53,8 @@ from keras_recae.optimizers import FusedAdam  # noqa: E402
 # gets 20 rows, all padding, in the last step of each epoch. Item-based AutoRec's rows are
 # the 30 items, in batches of 8: 2 padding rows, both on the second replica.
 N_USERS, N_ITEMS, BATCH, ITEM_BATCH, EPOCHS = 90, 30, 40, 8, 2
+# The refiners' 90 vectors of 12 dimensions, in the same batches of 40 (30 padding rows).
+VECTOR_DIM = 12
 
 
 def implicit():
@@ -59,6 +65,18 @@ def explicit():
     return synthetic_interactions(
         n_users=N_USERS, n_items=N_ITEMS, n_clusters=3, density=0.2, explicit=True
     )
+
+
+def vectors():
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(N_USERS, 3)) @ rng.normal(size=(3, VECTOR_DIM)) + 1.0).astype(
+        "float32"
+    )
+
+
+def vectors_pipeline(model, data):
+    # What `EmbeddingRefiner.fit(vectors, batch_size=BATCH)` makes under a strategy.
+    return model.training_batches(data, BATCH, seed=model.seed)
 
 
 def rows_pipeline(model, data):
@@ -134,7 +152,36 @@ MODELS = {
         ratings_pipeline,
         lambda: FusedAdam(1e-3),
     ),
+    # Centring runs after `fit` on its data, which the one-device run feeds repeated.
+    "embedding_autoencoder": (
+        vectors,
+        lambda data: EmbeddingAutoencoder(
+            latent_dim=4, hidden_dims=(8,), l2=1e-3, center=False, seed=1
+        ),
+        vectors_pipeline,
+        lambda: FusedAdam(1e-2),
+    ),
+    "denoising_embedding_autoencoder": (
+        vectors,
+        lambda data: DenoisingEmbeddingAutoencoder(
+            latent_dim=4, hidden_dims=(8,), noise_stddev=0.5, dropout=0.3, center=False, seed=1
+        ),
+        vectors_pipeline,
+        lambda: FusedAdam(1e-2),
+    ),
+    "embedding_vae": (
+        vectors,
+        lambda data: EmbeddingVAE(
+            latent_dim=4, hidden_dims=(8,), beta=0.5, anneal_steps=4, center=False, seed=1
+        ),
+        vectors_pipeline,
+        lambda: FusedAdam(1e-2),
+    ),
 }
+
+
+def is_refiner(model) -> bool:
+    return isinstance(model, EmbeddingRefiner)
 
 
 def train(name, strategy, initial=None):
@@ -146,7 +193,10 @@ def train(name, strategy, initial=None):
     with scope:
         model = make_model(data)
         model.compile(optimizer=make_optimizer())
-        if model.explicit:
+        if is_refiner(model):
+            # Refiners are built by `adapt`, under the model's strategy.
+            model.adapt(data)
+        elif model.explicit:
             # Explicit models are built by `adapt`, under the model's strategy.
             model.adapt(data)
         else:
@@ -158,7 +208,7 @@ def train(name, strategy, initial=None):
         dataset = pipeline(model, data)
         steps = int(dataset.cardinality())
         history = model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=EPOCHS, verbose=0)
-    elif model.explicit:
+    elif is_refiner(model) or model.explicit:
         history = model.fit(data, batch_size=batch_size(model), epochs=EPOCHS, verbose=0)
     else:
         history = model.fit(pipeline(model, data), epochs=EPOCHS, verbose=0)

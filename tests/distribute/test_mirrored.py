@@ -23,6 +23,9 @@ MODELS = [
     "denoising_autoencoder",
     "deep_rec",
     "mult_vae_keras_adam",
+    "embedding_autoencoder",
+    "denoising_embedding_autoencoder",
+    "embedding_vae",
 ]
 TIMEOUT_SECONDS = 900
 # float32 sums in another order; training moves the weights by 1e-2 or more.

@@ -164,6 +164,26 @@ def test_fit_on_a_dataset_adapts_and_centres_as_on_an_array(cls):
     np.testing.assert_allclose(model.refine(vectors()).mean(axis=0), 0.0, atol=1e-5)
 
 
+def test_statistics_refuse_an_infinite_dataset_instead_of_hanging():
+    repeated = tf.data.Dataset.from_tensor_slices(vectors()).batch(30).repeat()
+    model = EmbeddingAutoencoder(latent_dim=LATENT, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    with pytest.raises(ValueError, match="finite dataset.*repeat"):
+        model.fit(repeated, epochs=1, steps_per_epoch=2, verbose=0)
+    model.adapt(vectors())
+    # Adapted, but the codes would still be centred over the dataset after training.
+    with pytest.raises(ValueError, match="finite dataset.*repeat"):
+        model.fit(repeated, epochs=1, steps_per_epoch=2, verbose=0)
+    assert model.optimizer.iterations.numpy() == 0
+    with pytest.raises(ValueError, match="finite dataset"):
+        model.center_codes(repeated)
+    uncentred = EmbeddingAutoencoder(latent_dim=LATENT, center=False, seed=0)
+    uncentred.compile(optimizer=keras.optimizers.Adam(1e-2))
+    uncentred.adapt(vectors())
+    uncentred.fit(repeated, epochs=1, steps_per_epoch=2, verbose=0)
+    assert uncentred.optimizer.iterations.numpy() == 2
+
+
 @pytest.mark.parametrize("cls", CLASSES)
 def test_train_step_compiles_with_xla(cls):
     keras.utils.set_random_seed(0)
@@ -254,3 +274,40 @@ def test_refine_and_set_items_check_their_inputs():
 
 def test_the_refiners_share_the_base_class():
     assert all(issubclass(cls, EmbeddingRefiner) for cls in CLASSES)
+
+
+def test_training_batches_pad_the_last_batch_with_rows_of_weight_zero():
+    model = EmbeddingAutoencoder(latent_dim=LATENT)
+    x = vectors(n=70)
+    batches = list(model.training_batches(x, 30, seed=1).as_numpy_iterator())
+    assert [b[0].shape for b in batches] == [(30, DIM)] * 3
+    rows = np.concatenate([b[0] for b in batches])
+    weights = np.concatenate([b[2] for b in batches])
+    assert weights.tolist() == [1.0] * 70 + [0.0] * 20
+    np.testing.assert_array_equal(rows[70:], 0.0)
+    # Every vector once, in a shuffled order.
+    order = np.lexsort(rows[:70].T)
+    np.testing.assert_array_equal(rows[:70][order], x[np.lexsort(x.T)])
+    assert not np.array_equal(rows[:70], x)
+    with pytest.raises(ValueError, match="`batch_size` should be a positive integer"):
+        model.training_batches(x, 0)
+
+
+@pytest.mark.parametrize("cls", [EmbeddingAutoencoder, EmbeddingVAE])
+def test_rows_of_weight_zero_count_nowhere(cls):
+    """Padding rows change neither the statistics of `adapt` nor the losses."""
+    x = vectors(n=20)
+    padded = cls(latent_dim=LATENT, hidden_dims=(8,), normalization="standardize")
+    padded.adapt(padded.training_batches(x, 16, shuffle=False))
+    model = cls(latent_dim=LATENT, hidden_dims=(8,), normalization="standardize")
+    model.adapt(x)
+    model.set_weights(padded.get_weights())
+    for refiner in (padded, model):
+        refiner.compile(optimizer=keras.optimizers.Adam(1e-2))
+    np.testing.assert_allclose(padded.input_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    batch = np.concatenate([x[16:], np.full((12, DIM), 7.0, np.float32)])
+    weights = np.array([1.0] * 4 + [0.0] * 12, np.float32)
+    parts = padded.loss_parts(batch, training=False, weights=weights)
+    expected = model.loss_parts(x[16:], training=False)
+    for name in expected:
+        np.testing.assert_allclose(float(parts[name]), float(expected[name]), rtol=1e-6)

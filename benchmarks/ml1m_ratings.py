@@ -8,8 +8,12 @@ regularisation and the sweep count) on validation RMSE; the model is then refitt
 whole 90% for that many epochs and evaluated on the test ratings.
 
 Usage:
-    python benchmarks/ml1m_ratings.py [--seeds 0 1 2] [--models i-autorec deep-rec mf]
-        [--threads 1] [--out benchmarks/logs/ml1m-ratings.json]
+    python benchmarks/ml1m_ratings.py [--seeds 0 1 2]
+        [--models mf i-autorec deep-rec deep-rec-no-refeed] [--threads 1]
+        [--runs $HOME/keras-recae-bench/ml1m-ratings]
+        [--out $HOME/keras-recae-bench/ml1m-ratings.json]
+
+A finished (seed, model) run, its JSON file in `--runs`, is read back instead of rerun.
 """
 
 from __future__ import annotations
@@ -23,14 +27,15 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared/data/ml-1m/ratings_users0001-2999.dat"
 VALIDATION_FRACTION = 0.05
 
-# The settings chosen on ML-100K's validation ratings (RESULTS.md, "Explicit ratings").
-# `patience` counts evaluations, made every `every` epochs; batch_size None: full batches.
+# The settings chosen on ML-100K's validation ratings (RESULTS.md, "Rating prediction").
+# `patience` counts evaluations, made every `every` epochs; batch_size None: full batches;
+# `decay`: the Adam learning rate's factor per epoch (benchmarks/_ratings.py).
 I_AUTOREC = dict(kind="item", hidden_units=500, l2=100.0)
-I_AUTOREC_FIT = dict(lr=1e-2, batch_size=None, epochs=1000, every=5, patience=8)
+I_AUTOREC_FIT = dict(lr=2e-2, decay=0.99, batch_size=None, epochs=1000, every=2, patience=15)
 DEEP_REC = dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1)
-DEEP_REC_FIT = dict(lr=2e-4, batch_size=128, epochs=400, every=1, patience=20)
+DEEP_REC_FIT = dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20)
 MF_RANK = 50
-MF_L2_GRID = (0.02, 0.05, 0.1)
+MF_L2_GRID = (0.02, 0.05, 0.1, 0.2)
 MF_SWEEPS = 30
 
 
@@ -64,11 +69,9 @@ def split_for_seed(frame, seed):
 
 def fit_keras(name, seed, train, train_part, validation):
     """Chooses the epoch count on `validation`, then refits on all of `train`."""
-    import keras
+    from _ratings import select_and_refit
 
-    from keras_recae.callbacks import RatingEvaluation
     from keras_recae.models import AutoRec, DeepRec
-    from keras_recae.optimizers import FusedAdam
 
     if name == "i-autorec":
         cls, settings, fit = AutoRec, I_AUTOREC, I_AUTOREC_FIT
@@ -76,20 +79,7 @@ def fit_keras(name, seed, train, train_part, validation):
         cls, settings, fit = DeepRec, DEEP_REC, DEEP_REC_FIT
         if name == "deep-rec-no-refeed":
             settings = {**settings, "refeed_steps": 0}
-
-    def fitted(data, epochs, callbacks=()):
-        keras.utils.set_random_seed(seed)
-        model = cls(seed=seed, **settings)
-        model.compile(optimizer=FusedAdam(fit["lr"]))
-        # I-AutoRec trains on full batches of items, as the paper's L-BFGS did.
-        batch_size = fit["batch_size"] or data.n_items
-        model.fit(data, batch_size=batch_size, epochs=epochs, callbacks=list(callbacks), verbose=0)
-        return model
-
-    evaluation = RatingEvaluation(validation, every=fit["every"], patience=fit["patience"])
-    fitted(train_part, fit["epochs"], [evaluation])
-    model = fitted(train, evaluation.best_epoch)
-    return model, {"best_epoch": evaluation.best_epoch, "validation": evaluation.best_metrics}
+    return select_and_refit(cls, settings, fit, seed, train_part, validation, train)
 
 
 class BiasedMF:
@@ -178,20 +168,35 @@ def fit_mf(seed, train, train_part, validation):
     return model, {"l2": best[1], "sweeps": best[2], "validation": {"rmse": best[0]}}
 
 
-def run_seed(frame, seed, models):
+def run_seed(frame, seed, models, runs: Path):
+    """Each model's result on one seed's split; a result already in `runs` is read back."""
     from keras_recae.evaluation import evaluate_ratings
 
-    train, test, train_part, validation = split_for_seed(frame, seed)
-    results = {}
+    results, split = {}, None
     for name in models:
-        started = time.perf_counter()
+        path = runs / f"seed{seed}-{name}.json"
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+            continue
+        if split is None:
+            split = split_for_seed(frame, seed)
+        train, test, train_part, validation = split
+        started, cpu_started = time.perf_counter(), time.process_time()
         if name == "mf":
             model, info = fit_mf(seed, train, train_part, validation)
             metrics = mf_metrics(model, train, test)
         else:
             model, info = fit_keras(name, seed, train, train_part, validation)
             metrics = evaluate_ratings(model, test)
-        results[name] = {**info, "test": metrics, "seconds": time.perf_counter() - started}
+        results[name] = {
+            **info,
+            "test": metrics,
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,
+        }
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(results[name], indent=2))
+        os.replace(temporary, path)
         print(json.dumps({"seed": seed, "model": name, **results[name]}), flush=True)
     return results
 
@@ -199,15 +204,13 @@ def run_seed(frame, seed, models):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--models",
-        nargs="+",
-        default=["mf", "i-autorec", "deep-rec"],
-        choices=["mf", "i-autorec", "deep-rec", "deep-rec-no-refeed"],
-    )
+    choices = ["mf", "i-autorec", "deep-rec", "deep-rec-no-refeed"]
+    parser.add_argument("--models", nargs="+", default=choices, choices=choices)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("--out", default=str(Path(__file__).parent / "logs/ml1m-ratings.json"))
+    bench = Path.home() / "keras-recae-bench"
+    parser.add_argument("--runs", default=str(bench / "ml1m-ratings"))
+    parser.add_argument("--out", default=str(bench / "ml1m-ratings.json"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -220,7 +223,9 @@ def main():
 
     frame = read_ratings(args.data)
     print(f"{len(frame)} ratings, {frame['user'].nunique()} users, {frame['item'].nunique()} items")
-    runs = {seed: run_seed(frame, seed, args.models) for seed in args.seeds}
+    run_dir = Path(args.runs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs = {seed: run_seed(frame, seed, args.models, run_dir) for seed in args.seeds}
     summary = {}
     for name in args.models:
         rmse = np.array([runs[seed][name]["test"]["rmse"] for seed in args.seeds])
@@ -230,6 +235,7 @@ def main():
             "rmse_std": float(rmse.std(ddof=1)) if len(rmse) > 1 else 0.0,
             "mae_mean": float(mae.mean()),
             "seconds": float(np.mean([runs[seed][name]["seconds"] for seed in args.seeds])),
+            "cpu_seconds": float(np.mean([runs[seed][name]["cpu_seconds"] for seed in args.seeds])),
         }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -238,12 +244,16 @@ def main():
         json.dumps({"seeds": args.seeds, "runs": runs, "summary": summary}, indent=2)
     )
     os.replace(temporary, out)
-    print("| model | test RMSE (mean +- std over seeds) | MAE | seconds per seed |")
-    print("|---|---|---|---|")
+    print(
+        "| model | " + " | ".join(f"seed {seed}" for seed in args.seeds) + " | RMSE mean +- std"
+        " | MAE mean | CPU s per seed | wall s per seed |"
+    )
+    print("|---|" + "---|" * (len(args.seeds) + 4))
     for name, values in summary.items():
+        cells = " | ".join(f"{runs[seed][name]['test']['rmse']:.4f}" for seed in args.seeds)
         print(
-            f"| {name} | {values['rmse_mean']:.4f} +- {values['rmse_std']:.4f} | "
-            f"{values['mae_mean']:.4f} | {values['seconds']:.0f} |"
+            f"| {name} | {cells} | {values['rmse_mean']:.4f} +- {values['rmse_std']:.4f} | "
+            f"{values['mae_mean']:.4f} | {values['cpu_seconds']:.0f} | {values['seconds']:.0f} |"
         )
 
 

@@ -2,11 +2,12 @@
 
 `select_and_refit` is the protocol of `keras-recae train --retrain` for explicit-rating
 models (fit on the train part, evaluate the validation ratings after each epoch, keep the
-best epoch count, refit a new model on every train rating for that many epochs), with one
-addition the command line lacks: the Adam learning rate may decay exponentially per
-epoch (`decay`). Full-batch Adam at a constant 1e-2 makes the validation RMSE of
-I-AutoRec alternate between two values each epoch (0.888 and 0.900 on u1), so the refit
-ends on either; the decay lets training settle (RESULTS.md, "Rating prediction").
+best epoch count, refit a new model on every train rating for that many epochs), with the
+Adam learning rate decaying exponentially per epoch (`decay`, the command line's
+`--lr-decay`) and full batches (`batch_size` None, `--batch-size 0`). Full-batch Adam at
+a constant 1e-2 makes the validation RMSE of I-AutoRec alternate between two values each
+epoch (0.888 and 0.900 on u1), so the refit ends on either; the decay lets training settle
+(RESULTS.md, "Rating prediction").
 """
 
 from __future__ import annotations

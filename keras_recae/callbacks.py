@@ -285,6 +285,56 @@ class EpochTimer(keras.callbacks.Callback):
             self.stopped_on_nan = True
 
 
+class LearningRateDecay(keras.callbacks.Callback):
+    """Multiplies the learning rate by `decay` after each epoch: `learning_rate * decay**epoch`.
+
+    The rate of an epoch follows from its number alone, so a `fit` resumed by
+    `keras.callbacks.BackupAndRestore` continues the schedule where it stopped. Every
+    optimizer of the model is set: `optimizer`, and `decoder_optimizer` where the model has
+    one (RecVAE). The effect equals `keras.optimizers.schedules.ExponentialDecay` with
+    `staircase=True` and `decay_steps` the batches of an epoch, without knowing that number.
+
+    Args:
+        learning_rate: float. The rate of the first epoch (epoch 0).
+        decay: float in (0, 1]. The factor applied after each epoch.
+
+    Example:
+
+    ```python
+    from keras_recae.callbacks import LearningRateDecay
+    from keras_recae.models import AutoRec
+
+    model = AutoRec(kind="item", l2=100.0)
+    model.compile(optimizer=keras.optimizers.Adam(2e-2))
+    model.fit(train, batch_size=1682, epochs=100, callbacks=[LearningRateDecay(2e-2, 0.99)])
+    ```
+    """
+
+    def __init__(self, learning_rate: float, decay: float):
+        super().__init__()
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        if not learning_rate > 0.0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        self.learning_rate = float(learning_rate)
+        self.decay = float(decay)
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of 0-based `epoch`."""
+        return self.learning_rate * self.decay**epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = self.rate(epoch)
+        for name in ("optimizer", "decoder_optimizer"):
+            optimizer = getattr(self.model, name, None)
+            if optimizer is not None:
+                optimizer.learning_rate = rate
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.rate(epoch)
+
+
 class RatingEvaluation(_ModelSelection):
     """Rating evaluation during training, with model selection and early stopping.
 

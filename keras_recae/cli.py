@@ -19,6 +19,8 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"
+# Rows per evaluation batch when --batch-size is 0 (full-batch training).
+EVAL_BATCH_SIZE = 500
 DEFAULT_METRICS = (
     "recall@20",
     "ndcg@20",
@@ -263,6 +265,11 @@ def make_train_strategy(args):
         # Keras wraps the whole replicated step in one XLA function, which TensorFlow
         # cannot place on several devices ("auto" keeps XLA off under a strategy).
         raise UsageError("--jit-compile true does not work with --distribute; leave it at auto")
+    if not args.batch_size:
+        raise UsageError(
+            "--batch-size 0 (full batches) does not work with --distribute: give the "
+            "global batch as a multiple of the number of replicas"
+        )
     try:
         strategy = distribute.make_strategy(distribute_kind, devices)
     except (ValueError, RuntimeError) as error:
@@ -447,7 +454,7 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
         return _fit_ratings(model, matrix, validation, args, backup, out, resuming)
     import keras
 
-    from keras_recae.callbacks import EpochTimer, RankingEvaluation
+    from keras_recae.callbacks import EpochTimer, LearningRateDecay, RankingEvaluation
     from keras_recae.data.pipeline import sparse_batches
 
     timer = EpochTimer()
@@ -460,7 +467,7 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
             monitor=args.monitor,
             every=args.eval_every,
             patience=args.patience,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or EVAL_BATCH_SIZE,
             verbose=1,
             state_dir=str(backup),
         )
@@ -470,13 +477,17 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
     )
     if out is not None:
         callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
+    if args.lr_decay:
+        # First, so that the history file sees the epoch's `learning_rate`.
+        callbacks.insert(0, LearningRateDecay(args.lr, args.lr_decay))
     if not model.built:
         model.build((None, matrix.shape[1]))
+    batch_size = args.batch_size or matrix.shape[0]
     if hasattr(model, "training_batches"):
         # Models whose batches carry more than the rows (RecVAE's phases, CDAE's users).
-        dataset = model.training_batches(matrix, args.batch_size, shuffle=True, seed=args.seed)
+        dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=args.seed)
     else:
-        dataset = sparse_batches(matrix, args.batch_size, shuffle=True, seed=args.seed)
+        dataset = sparse_batches(matrix, batch_size, shuffle=True, seed=args.seed)
     history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     return history, evaluation, timer
 
@@ -485,7 +496,7 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     """`_fit` for explicit-rating models: the model batches its own rows; RMSE selects."""
     import keras
 
-    from keras_recae.callbacks import EpochTimer, RatingEvaluation
+    from keras_recae.callbacks import EpochTimer, LearningRateDecay, RatingEvaluation
 
     timer = EpochTimer()
     callbacks = [timer, keras.callbacks.TerminateOnNaN()]
@@ -497,7 +508,7 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
             monitor=monitor if monitor in RatingEvaluation.METRICS else "rmse",
             every=args.eval_every,
             patience=args.patience,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or EVAL_BATCH_SIZE,
             verbose=1,
             state_dir=str(backup),
         )
@@ -507,8 +518,13 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     )
     if out is not None:
         callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
+    if args.lr_decay:
+        # First, so that the history file sees the epoch's `learning_rate`.
+        callbacks.insert(0, LearningRateDecay(args.lr, args.lr_decay))
     model.adapt(matrix)
-    dataset = model.training_batches(matrix, args.batch_size, shuffle=True, seed=args.seed)
+    # 0: one batch of every training row (items for the item-based AutoRec).
+    batch_size = args.batch_size or model.training_rows(matrix).shape[0]
+    dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=args.seed)
     history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     return history, evaluation, timer
 
@@ -519,7 +535,7 @@ def _set_user_ids(model, user_ids) -> None:
         model.set_user_ids(user_ids)
 
 
-def _evaluate_part(model, eval_set, metrics, batch_size: int = 500) -> dict:
+def _evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Ranking metrics, or RMSE and MAE for explicit-rating models."""
     from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
 
@@ -568,7 +584,9 @@ def evaluate(args) -> int:
             continue
         if model.item_ids is not None:
             eval_set = align_eval_set(eval_set, split.item_ids, model.item_ids)
-        results[part] = _evaluate_part(model, eval_set, metrics, batch_size=args.batch_size)
+        results[part] = _evaluate_part(
+            model, eval_set, metrics, batch_size=args.batch_size or EVAL_BATCH_SIZE
+        )
     print(json.dumps(results, indent=2))
     return 0
 
@@ -789,6 +807,28 @@ def refine(args) -> int:
 # main
 
 
+def _batch_size(text: str) -> int:
+    """`--batch-size`: a whole number of rows, 0 for full batches."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _decay(text: str) -> float:
+    """`--lr-decay`: a factor in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {text!r}")
+    return value
+
+
 def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument(
         "--data", required=required, help="a ratings file or directory, or 'synthetic'"
@@ -815,7 +855,13 @@ def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument("--rating-col", help="table formats: the rating column")
     parser.add_argument("--seed", type=int, default=None if not required else 0)
     parser.add_argument("--metrics", help="comma-separated, e.g. recall@20,ndcg@100")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=500,
+        help="rows per batch: users, or items for the item-based AutoRec (default 500); "
+        "train: 0 trains on full batches, all rows at once (evaluation goes 500 at a time)",
+    )
     parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
 
 
@@ -830,6 +876,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(train_parser, required=True)
     train_parser.add_argument("--epochs", type=int, default=200)
     train_parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    train_parser.add_argument(
+        "--lr-decay",
+        type=_decay,
+        metavar="FACTOR",
+        help="multiply the learning rate by FACTOR after each epoch (e.g. 0.99)",
+    )
     train_parser.add_argument("--out", help="run directory (default runs/MODEL)")
     train_parser.add_argument(
         "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.callbacks import RankingEvaluation
+from keras_recae.callbacks import LearningRateDecay, RankingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
 
@@ -143,3 +143,57 @@ def test_monitor_is_evaluated_when_not_listed(eval_set):
 def test_rejects_bad_arguments(eval_set, kwargs, message):
     with pytest.raises(ValueError, match=message):
         RankingEvaluation(eval_set, **kwargs)
+
+
+def _regression(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    return model
+
+
+def _regression_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5], np.float32))[:, None]
+    return x, y
+
+
+def test_learning_rate_decay_equals_a_staircase_exponential_schedule():
+    x, y = _regression_data()
+    # Two batches an epoch: the schedule steps once every two updates.
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        0.1, decay_steps=2, decay_rate=0.5, staircase=True
+    )
+    reference = _regression()
+    reference.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    reference.fit(x, y, batch_size=4, epochs=4, shuffle=False, verbose=0)
+
+    decay = LearningRateDecay(0.1, 0.5)
+    model = _regression()
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    history = model.fit(x, y, batch_size=4, epochs=4, shuffle=False, verbose=0, callbacks=[decay])
+
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    for ours, theirs in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_learning_rate_decay_follows_the_epoch_number_when_resumed():
+    x, y = _regression_data()
+    model = _regression()
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    # A fit resumed at epoch 3 (as BackupAndRestore does) starts at 0.1 * 0.5**3.
+    history = model.fit(
+        x, y, epochs=5, initial_epoch=3, verbose=0, callbacks=[LearningRateDecay(0.1, 0.5)]
+    )
+    assert history.history["learning_rate"] == pytest.approx([0.0125, 0.00625])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.00625)
+
+
+@pytest.mark.parametrize(
+    "learning_rate, decay, message",
+    [(0.1, 0.0, "decay must be in"), (0.1, 1.5, "decay must be in"), (0.0, 0.9, "positive")],
+)
+def test_learning_rate_decay_rejects_bad_arguments(learning_rate, decay, message):
+    with pytest.raises(ValueError, match=message):
+        LearningRateDecay(learning_rate, decay)

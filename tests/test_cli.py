@@ -440,3 +440,16 @@ def test_train_cdae_learns_a_node_per_training_user(tmp_path):
     assert model.n_users == len(model.user_ids) == summary["n_users"] == 800
     assert model.user_ids.dtype == np.int64
     assert np.all(np.diff(model.user_ids) > 0) and set(model.user_ids) <= set(range(1, 1001))
+
+
+def test_full_batches_take_one_step_an_epoch(tmp_path):
+    out = tmp_path / "full"
+    code, _, stderr = run(
+        "train", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[16]",
+        "--batch-size", 0, "--epochs", 2, "--lr-decay", 0.9, "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    model = cli.load_run_model(out)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    rates = [float(row["learning_rate"]) for row in read_history(out)]
+    assert rates == pytest.approx([1e-3, 0.9e-3])

@@ -109,3 +109,37 @@ def test_given_retrain_uses_every_train_rating(given_files, tmp_path):
     model = cli.load_run_model(out)
     assert int(model.n_ratings.numpy()) == n_train
     assert len(model.user_ids) == model.decoder.kernel.shape[1]
+
+
+def test_full_batches_and_a_decaying_learning_rate(given_files, tmp_path):
+    base, test = given_files
+    out = tmp_path / "decayed"
+    code, _, stderr = run(
+        "train", "autorec", "--data", base, "--test", test, "--set", "hidden_units=8",
+        "--epochs", 3, "--batch-size", 0, "--lr", 0.02, "--lr-decay", 0.5, "--retrain",
+        "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    with open(out / "history.csv", newline="") as file:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(file)]
+    assert rates == pytest.approx([0.02, 0.01, 0.005])
+    model = cli.load_run_model(out)
+    epochs = json.loads((out / "metrics.json").read_text())["best_epoch"]
+    # Full batches of the items: the retrained model took one step an epoch.
+    assert int(model.optimizer.iterations.numpy()) == epochs
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02 * 0.5 ** (epochs - 1))
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--batch-size", -1], "--batch-size: expected a whole number >= 0, got '-1'"),
+        (["--lr-decay", 1.5], "--lr-decay: expected a factor in (0, 1], got '1.5'"),
+        (["--lr-decay", "fast"], "--lr-decay: expected a factor in (0, 1], got 'fast'"),
+    ],
+)
+def test_training_options_are_checked(tmp_path, option, message):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as stopped:
+        cli.main(["train", "autorec", "--data", "synthetic", *map(str, option)])
+    assert stopped.value.code == 2 and f"argument {message}" in err.getvalue()

@@ -9,6 +9,9 @@ Formats (by name, detected from the extension, else from the first bytes):
 
 - `word2vec`: text, a header line `n_vectors dimension`, then one line per vector,
   `key v1 ... vd`, separated by spaces (`.txt`, `.vec`, `.w2v`).
+- `glove`: the same lines without the header, as GloVe writes them; the first line gives
+  the dimension (a `.txt`, `.vec` or `.w2v` file whose first line is not the two integers
+  of a word2vec header is read as `glove`).
 - `word2vec-binary`: the same header, then per vector the key, a space and d
   little-endian float32 (an optional newline before the next key), as the original C tool
   and gensim write it (`.bin`).
@@ -34,7 +37,7 @@ import numpy as np
 
 from keras_recae.data.readers import DataFormatError
 
-FORMATS = ("word2vec", "word2vec-binary", "gensim", "npy", "npz")
+FORMATS = ("word2vec", "glove", "word2vec-binary", "gensim", "npy", "npz")
 _EXTENSIONS = {
     ".txt": "word2vec",
     ".vec": "word2vec",
@@ -62,12 +65,17 @@ def detect_format(path) -> str:
     """The format of a vector file from its extension, else from its first bytes."""
     path = Path(path)
     by_extension = _EXTENSIONS.get(path.suffix.lower())
-    if by_extension is not None:
+    if by_extension is not None and by_extension != "word2vec":
         return by_extension
     if not path.is_file():
+        if by_extension is not None:
+            return by_extension
         raise FileNotFoundError(f"{path}: no such vector file")
     with open(path, "rb") as file:
         head = file.read(4096)
+    if by_extension == "word2vec":
+        headless = not _is_header(head.partition(b"\n")[0]) and _looks_like_glove(head)
+        return "glove" if headless else "word2vec"
     if head.startswith(_NPY_MAGIC):
         return "npy"
     if head.startswith(_ZIP_MAGIC):
@@ -75,7 +83,7 @@ def detect_format(path) -> str:
     if head.startswith(_PICKLE_MAGIC):
         return "gensim"
     first_line, _, rest = head.partition(b"\n")
-    if len(first_line.split()) == 2:
+    if _is_header(first_line):
         try:
             rest.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -83,10 +91,31 @@ def detect_format(path) -> str:
             if error.start < len(rest) - 4:
                 return "word2vec-binary"
         return "word2vec"
+    if _looks_like_glove(head):
+        return "glove"
     raise VectorFormatError(
         f"{path}: cannot tell the vector format from the name or the content; pass format= "
         f"one of {', '.join(FORMATS)}"
     )
+
+
+def _is_header(line: bytes) -> bool:
+    """Whether `line` is a word2vec header: two non-negative integers."""
+    parts = line.split()
+    return len(parts) == 2 and all(part.isdigit() for part in parts)
+
+
+def _looks_like_glove(head: bytes) -> bool:
+    """Whether the first line of `head` is UTF-8 `key v1 ... vd` with numeric values."""
+    first_line, newline, _ = head.partition(b"\n")
+    if not newline:
+        return False
+    try:
+        tokens = first_line.decode("utf-8").split()
+        [float(token) for token in tokens[1:]]
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return len(tokens) >= 2
 
 
 def default_ids_path(path) -> Path:
@@ -137,8 +166,8 @@ def read_vectors(path, format: str | None = None, *, ids=None) -> tuple[np.ndarr
     format = _check_format(format, path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such vector file")
-    if format == "word2vec":
-        return _read_text(path)
+    if format in ("word2vec", "glove"):
+        return _read_text(path, header=format == "word2vec")
     if format == "word2vec-binary":
         return _read_binary(path)
     if format == "gensim":
@@ -186,7 +215,7 @@ def _parse_floats(path: Path, where: str, key: str, tokens: list[str]) -> np.nda
         raise
 
 
-def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_text(path: Path, header: bool = True) -> tuple[np.ndarray, np.ndarray]:
     keys: list[str] = []
     first_line: dict[str, int] = {}
     with open(path, "rb") as file:
@@ -197,7 +226,8 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
     while raw_lines and not raw_lines[-1].strip():
         raw_lines.pop()
     if not raw_lines:
-        raise VectorFormatError(f"{path}: the file is empty; expected a word2vec text file")
+        kind = "word2vec text" if header else "GloVe"
+        raise VectorFormatError(f"{path}: the file is empty; expected a {kind} file")
 
     def decode(number: int, raw: bytes) -> str:
         try:
@@ -208,21 +238,33 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 "of the line); is this a binary word2vec file? Pass format='word2vec-binary'"
             ) from None
 
-    n, d = _header(path, decode(1, raw_lines[0]), "line 1")
-    body = raw_lines[1:]
-    if len(body) > n:
-        raise VectorFormatError(
-            f"{path}, line {n + 2}: the header on line 1 announces {n} vectors, but the file "
-            f"has {len(body)} lines after it"
-        )
-    if len(body) < n:
-        raise VectorFormatError(
-            f"{path}: the header on line 1 announces {n} vectors, but the file ends after "
-            f"{len(body)} (line {len(body) + 1})"
-        )
+    if header:
+        n, d = _header(path, decode(1, raw_lines[0]), "line 1")
+        body, first = raw_lines[1:], 2
+        if len(body) > n:
+            raise VectorFormatError(
+                f"{path}, line {n + 2}: the header on line 1 announces {n} vectors, but the "
+                f"file has {len(body)} lines after it"
+            )
+        if len(body) < n:
+            raise VectorFormatError(
+                f"{path}: the header on line 1 announces {n} vectors, but the file ends after "
+                f"{len(body)} (line {len(body) + 1})"
+            )
+        dimension_from = "the dimension in the header on line 1"
+    else:
+        # GloVe: no header; the first line sets the dimension.
+        body, first = raw_lines, 1
+        n, d = len(body), len(decode(1, body[0]).split()) - 1
+        if d < 1:
+            raise VectorFormatError(
+                f"{path}, line 1: expected 'key v1 ... vd' with at least one value. Received: "
+                f"{_shown(decode(1, body[0]).strip())}"
+            )
+        dimension_from = "as on line 1 of this GloVe file, which has no header"
     vectors = np.empty((n, d), dtype=np.float32)
     for row, raw in enumerate(body):
-        number = row + 2
+        number = row + first
         where = f"line {number}"
         tokens = decode(number, raw).split()
         if not tokens:
@@ -231,7 +273,7 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(tokens) - 1 != d:
             raise VectorFormatError(
                 f"{path}, {where}: key {_shown(key)} has {len(tokens) - 1} values, expected {d} "
-                "(the dimension in the header on line 1)"
+                f"({dimension_from})"
             )
         if key in first_line:
             raise VectorFormatError(
@@ -556,7 +598,7 @@ def write_vectors(
     if format == "npy":
         ids_path = Path(ids) if ids is not None else default_ids_path(path)
         targets.append(ids_path)
-    if format in ("word2vec", "word2vec-binary") or ids_path is not None:
+    if format in ("word2vec", "glove", "word2vec-binary") or ids_path is not None:
         for key in keys.tolist():
             text = str(key)
             if not text or any(c.isspace() for c in text):
@@ -570,8 +612,9 @@ def write_vectors(
     path.parent.mkdir(parents=True, exist_ok=True)
     if ids_path is not None:
         _atomic(ids_path, lambda file: file.write("".join(f"{k}\n" for k in keys).encode()))
-    if format == "word2vec":
-        _atomic(path, lambda file: _write_text(file, keys, vectors))
+    if format in ("word2vec", "glove"):
+        header = format == "word2vec"
+        _atomic(path, lambda file: _write_text(file, keys, vectors, header))
     elif format == "word2vec-binary":
         _atomic(path, lambda file: _write_binary(file, keys, vectors))
     elif format == "gensim":
@@ -595,9 +638,10 @@ def _atomic(path: Path, write) -> None:
             temporary.unlink()
 
 
-def _write_text(file, keys: np.ndarray, vectors: np.ndarray) -> None:
+def _write_text(file, keys: np.ndarray, vectors: np.ndarray, header: bool = True) -> None:
     n, d = vectors.shape
-    file.write(f"{n} {d}\n".encode())
+    if header:
+        file.write(f"{n} {d}\n".encode())
     # Nine significant digits give back every float32 exactly.
     row_format = " ".join(["%.9g"] * d)
     for key, row in zip(keys.tolist(), vectors.tolist()):

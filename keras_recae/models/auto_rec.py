@@ -59,6 +59,12 @@ class AutoRec(RatingAutoencoder):
     (`training_batches`), call `adapt(train)` first. An item-based model is built by
     `adapt`, as its weights depend on the number of users.
 
+    I-AutoRec trains best on full batches (all items at once, as the paper's L-BFGS did).
+    There, Adam at a constant 1e-2 makes the fit alternate between two states from one
+    epoch to the next (validation RMSE 0.888 and 0.900 on MovieLens-100K u1), so the epoch
+    training stops at decides the result; decaying the learning rate (2e-2, times 0.99 per
+    epoch, `keras.optimizers.schedules.ExponentialDecay`) lets it settle.
+
     Args:
         kind: str. `"item"` (I-AutoRec) or `"user"` (U-AutoRec). Defaults to `"item"`.
         hidden_units: int. Units of the hidden layer. Defaults to `500`.

@@ -14,6 +14,7 @@ from keras_recae.data.vectors import (
 
 EXTENSIONS = {
     "word2vec": "txt",
+    "glove": "glove.txt",
     "word2vec-binary": "bin",
     "gensim": "kv",
     "npy": "npy",
@@ -48,9 +49,9 @@ def test_round_trip_in_every_format(tmp_path, format, kind):
     if format == "gensim":
         pytest.importorskip("gensim")
     keys, vectors = example(kind)
-    path = write_vectors(tmp_path / f"v.{EXTENSIONS[format]}", keys, vectors)
+    path = write_vectors(tmp_path / f"v.{EXTENSIONS[format]}", keys, vectors, format=format)
     read_keys, read = read_vectors(path)
-    text_format = format in ("word2vec", "word2vec-binary", "npy")
+    text_format = format in ("word2vec", "glove", "word2vec-binary", "npy")
     expected_keys = [str(k) for k in keys.tolist()] if text_format else keys.tolist()
     # Keys come back exactly, in order, with their type where the format keeps it.
     assert read_keys.tolist() == expected_keys
@@ -117,7 +118,7 @@ def test_format_is_detected_from_the_content(tmp_path):
     for format in FORMATS:
         if format == "gensim" and not _has_gensim():
             continue
-        written = write_vectors(tmp_path / f"v.{EXTENSIONS[format]}", keys, vectors)
+        written = write_vectors(tmp_path / f"v.{EXTENSIONS[format]}", keys, vectors, format=format)
         if format == "npy":
             continue  # An .npy without its extension loses its id list's name too.
         renamed = written.with_name(f"{format}.data")
@@ -163,9 +164,48 @@ def test_header_announces_fewer_vectors_than_the_body_holds(tmp_path):
 
 @pytest.mark.parametrize("header", ["a 1 2", "3", "3 x", "-1 2", "2 0", ""])
 def test_malformed_header(tmp_path, header):
-    path = write_text(tmp_path / "v.txt", f"{header}\na 1 2\nb 3 4\n")
-    message = read_error(path)
+    path = write_text(tmp_path / "v.txt", f"{header}\nb 1 2\nc 3 4\n")
+    message = read_error(path, format="word2vec")
     assert "line 1: expected the header 'n_vectors dimension'" in message
+
+
+@pytest.mark.parametrize("header", ["3", "3 x", "2 0", ""])
+def test_a_text_file_with_a_malformed_header_is_read_as_word2vec(tmp_path, header):
+    path = write_text(tmp_path / "v.txt", f"{header}\nb 1 2\nc 3 4\n")
+    assert detect_format(path) == "word2vec"
+    assert "line 1: expected the header 'n_vectors dimension'" in read_error(path)
+
+
+# -- GloVe: text without a header --------------------------------------------------------
+
+
+def test_a_text_file_without_a_header_is_glove(tmp_path):
+    path = write_text(tmp_path / "glove.6B.3d.txt", "the 0.1 -2 3e-1\n, 4 5 6\nä 7 8 9\n")
+    assert detect_format(path) == "glove"
+    keys, vectors = read_vectors(path)
+    assert keys.tolist() == ["the", ",", "ä"]
+    np.testing.assert_array_equal(vectors, np.float32([[0.1, -2, 0.3], [4, 5, 6], [7, 8, 9]]))
+    # Written back as GloVe, the file is the same lines with no header.
+    out = write_vectors(tmp_path / "out.txt", keys, vectors, format="glove")
+    assert out.read_text(encoding="utf-8").splitlines()[0].split()[0] == "the"
+    np.testing.assert_array_equal(read_vectors(out)[1], vectors)
+
+
+def test_glove_ragged_line_names_the_line_and_the_missing_header(tmp_path):
+    path = write_text(tmp_path / "v.txt", "a 1 2\nb 3 4\nc 5\n")
+    message = read_error(path)
+    assert "v.txt, line 3: key 'c' has 1 values, expected 2" in message
+    assert "GloVe file, which has no header" in message
+
+
+def test_glove_errors_count_lines_from_the_first(tmp_path):
+    path = write_text(tmp_path / "v.txt", "a 1 2\nb 3 x\na 5 6\n")
+    assert "line 2: value 2 of key 'b' is not a number: 'x'" in read_error(path)
+    path = write_text(tmp_path / "w.txt", "a 1 2\nb 3 4\na 5 6\n")
+    assert "line 3: key 'a' repeats line 1; keys should be unique" in read_error(path)
+    assert "the file is empty; expected a GloVe file" in read_error(
+        write_text(tmp_path / "e.txt", ""), format="glove"
+    )
 
 
 def test_non_numeric_value(tmp_path):

@@ -121,6 +121,12 @@ def test_xla_is_refused_under_a_strategy(capsys, tmp_path):
     assert "--jit-compile true does not work with --distribute" in error
 
 
+def test_full_batches_are_refused_under_a_strategy(capsys, tmp_path):
+    args = ("mult-vae", "--distribute", "mirrored", "--batch-size", "0")
+    error = cli_error(capsys, *args, "--out", str(tmp_path))
+    assert "--batch-size 0 (full batches) does not work with --distribute" in error
+
+
 def test_multi_worker_needs_tf_config(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     args = ("mult-vae", "--distribute", "multi-worker", "--out", str(tmp_path))

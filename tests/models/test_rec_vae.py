@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.callbacks import LearningRateDecay
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import RecVAE
 from keras_recae.models.rec_vae import DECODER_PHASE, ENCODER_PHASE
@@ -284,6 +285,20 @@ def test_a_decoder_optimizer_of_its_own(tmp_path):
     assert float(restored.decoder_optimizer.learning_rate) == pytest.approx(0.5)
     assert type(restored.optimizer) is keras.optimizers.Adam
     assert float(restored.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_learning_rate_decay_sets_both_optimizers(data):
+    model = RecVAE(**TINY, n_enc_epochs=1, n_dec_epochs=1, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(
+        model.training_batches(data.matrix, BATCH, seed=0),
+        epochs=3,
+        verbose=0,
+        callbacks=[LearningRateDecay(1e-2, 0.5)],
+    )
+    # The third epoch (epoch 2) ran at 1e-2 * 0.5**2, in the encoder and the decoder passes.
+    assert float(model.optimizer.learning_rate) == pytest.approx(2.5e-3)
+    assert float(model.decoder_optimizer.learning_rate) == pytest.approx(2.5e-3)
 
 
 def test_config_round_trip():

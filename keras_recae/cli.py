@@ -616,7 +616,9 @@ def export_model(args) -> int:
 
     model = load_run_model(Path(args.run_dir))
     try:
-        path = export(model, args.to, version=args.version, k=args.k, model_name=args.model_name)
+        # TF Serving's --model_name is usually the base directory's name (models/NAME/1).
+        model_name = args.model_name or Path(args.to).resolve().name
+        path = export(model, args.to, version=args.version, k=args.k, model_name=model_name)
     except (ValueError, FileExistsError) as error:
         raise UsageError(str(error)) from None
     print(path)
@@ -937,7 +939,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--k", type=int, default=100, help="items per recommendation (default 100)"
     )
     export_parser.add_argument(
-        "--model-name", default="recommender", help="model name of the warm-up requests"
+        "--model-name",
+        help="model name of the warm-up requests (default: the name of BASE_DIR)",
     )
     export_parser.set_defaults(handler=export_model)
 

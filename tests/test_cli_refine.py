@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_recae import cli
 from keras_recae.data import read_vectors, write_vectors
+from keras_recae.serving.warmup import read_warmup_requests
 
 N, DIM = 40, 6
 
@@ -72,8 +73,11 @@ def test_run_dir_keeps_the_model_and_export_serves_similar_items(tmp_path):
     _, refined = read_vectors(tmp_path / "out.txt")
     np.testing.assert_allclose(model.refine(vectors), refined, rtol=1e-5, atol=1e-6)
 
-    code, stdout, stderr = run("export", run_dir, "--to", tmp_path / "serving", "--k", 4)
+    code, stdout, stderr = run("export", run_dir, "--to", tmp_path / "refiner", "--k", 4)
     assert code == 0, stderr
+    # The warm-up requests name the model after its base directory, as TF Serving does.
+    warmup = read_warmup_requests(stdout.strip())
+    assert warmup and {log.predict_log.request.model_spec.name for log in warmup} == {"refiner"}
     loaded = tf.saved_model.load(stdout.strip())
     top = loaded.signatures["similar_items"](item_ids=tf.constant([["item_3", ""]]))
     assert top["item_ids"].shape == (1, 4)

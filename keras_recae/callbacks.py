@@ -335,6 +335,68 @@ class LearningRateDecay(keras.callbacks.Callback):
             logs["learning_rate"] = self.rate(epoch)
 
 
+class RandomStateBackup(keras.callbacks.Callback):
+    """Keeps the model's random state with a `keras.callbacks.BackupAndRestore` backup.
+
+    Keras leaves the states of the layers' `keras.random.SeedGenerator`s (dropout masks,
+    sampling noise) out of weight files, so a run resumed from a backup would draw the
+    noise of its first epochs again. This callback writes those states to
+    `directory/random_state.npz` at the end of each epoch (a temporary file, then a rename)
+    and puts them back when training begins, if the file is there and matches the model.
+
+    Args:
+        directory: str. Where the file goes, e.g. the backup directory.
+
+    Example:
+
+    ```python
+    from keras_recae.callbacks import RandomStateBackup
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore("backup"),
+        RandomStateBackup("backup"),
+    ]
+    model.fit(batches, epochs=100, callbacks=callbacks)
+    ```
+    """
+
+    FILE = "random_state.npz"
+
+    def __init__(self, directory: str):
+        super().__init__()
+        self.directory = str(directory)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.directory, self.FILE)
+
+    def _states(self) -> list:
+        # In model order, which is the same in every process that builds the same model.
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.path):
+            return
+        states = self._states()
+        with np.load(self.path) as stored:
+            values = [stored[f"state_{i}"] for i in range(len(stored.files))]
+        shapes = [tuple(v.shape) for v in states]
+        if [tuple(value.shape) for value in values] != shapes:
+            raise ValueError(
+                f"{self.path} holds {len(values)} random states that do not fit this model's "
+                f"{len(states)} seed generators; it belongs to another model"
+            )
+        for variable, value in zip(states, values):
+            variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())}
+        os.makedirs(self.directory, exist_ok=True)
+        temporary = f"{self.path}.{os.getpid()}.tmp.npz"
+        np.savez(temporary, **values)
+        os.replace(temporary, self.path)
+
+
 class RatingEvaluation(_ModelSelection):
     """Rating evaluation during training, with model selection and early stopping.
 

@@ -454,7 +454,12 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
         return _fit_ratings(model, matrix, validation, args, backup, out, resuming)
     import keras
 
-    from keras_recae.callbacks import EpochTimer, LearningRateDecay, RankingEvaluation
+    from keras_recae.callbacks import (
+        EpochTimer,
+        LearningRateDecay,
+        RandomStateBackup,
+        RankingEvaluation,
+    )
     from keras_recae.data.pipeline import sparse_batches
 
     timer = EpochTimer()
@@ -475,6 +480,7 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
     callbacks.append(
         keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
     )
+    callbacks.append(RandomStateBackup(str(backup)))
     if out is not None:
         callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
     if args.lr_decay:
@@ -483,11 +489,12 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
     if not model.built:
         model.build((None, matrix.shape[1]))
     batch_size = args.batch_size or matrix.shape[0]
+    seed = shuffle_seed(args.seed, backup)
     if hasattr(model, "training_batches"):
         # Models whose batches carry more than the rows (RecVAE's phases, CDAE's users).
-        dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=args.seed)
+        dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=seed)
     else:
-        dataset = sparse_batches(matrix, batch_size, shuffle=True, seed=args.seed)
+        dataset = sparse_batches(matrix, batch_size, shuffle=True, seed=seed)
     history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     return history, evaluation, timer
 
@@ -496,7 +503,12 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     """`_fit` for explicit-rating models: the model batches its own rows; RMSE selects."""
     import keras
 
-    from keras_recae.callbacks import EpochTimer, LearningRateDecay, RatingEvaluation
+    from keras_recae.callbacks import (
+        EpochTimer,
+        LearningRateDecay,
+        RandomStateBackup,
+        RatingEvaluation,
+    )
 
     timer = EpochTimer()
     callbacks = [timer, keras.callbacks.TerminateOnNaN()]
@@ -516,6 +528,7 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     callbacks.append(
         keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
     )
+    callbacks.append(RandomStateBackup(str(backup)))
     if out is not None:
         callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
     if args.lr_decay:
@@ -524,9 +537,26 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     model.adapt(matrix)
     # 0: one batch of every training row (items for the item-based AutoRec).
     batch_size = args.batch_size or model.training_rows(matrix).shape[0]
-    dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=args.seed)
+    seed = shuffle_seed(args.seed, backup)
+    dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=seed)
     history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     return history, evaluation, timer
+
+
+def shuffle_seed(seed: int, backup: Path) -> int:
+    """The seed of the training data's shuffle: `seed`, or one of its own after a resume.
+
+    tf.data reshuffles with a counter that starts again in a new process, so a run resumed
+    from `backup` with the same seed would see the batch orders of its first epochs again.
+    Resumed at epoch e (from Keras's `BackupAndRestore` metadata), the seed becomes
+    `seed + 1_000_003 * e`.
+    """
+    metadata = backup / "keras" / "training_metadata.json"
+    if not metadata.is_file():
+        return seed
+    with open(metadata, encoding="utf-8") as file:
+        epoch = int(json.load(file).get("epoch") or 0)
+    return seed + 1_000_003 * epoch
 
 
 def _set_user_ids(model, user_ids) -> None:

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.callbacks import LearningRateDecay, RankingEvaluation
+from keras_recae.callbacks import LearningRateDecay, RandomStateBackup, RankingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
 
@@ -197,3 +197,41 @@ def test_learning_rate_decay_follows_the_epoch_number_when_resumed():
 def test_learning_rate_decay_rejects_bad_arguments(learning_rate, decay, message):
     with pytest.raises(ValueError, match=message):
         LearningRateDecay(learning_rate, decay)
+
+
+def _resumable_fit(backup, epochs, keep_random_state):
+    """A tiny Mult-DAE (input dropout) fitted on unshuffled batches, resuming from `backup`."""
+    from keras_recae.data import synthetic_interactions
+    from keras_recae.models import MultDAE
+
+    data = synthetic_interactions(n_users=60, n_items=30, n_clusters=3, density=0.2, seed=0)
+    keras.utils.set_random_seed(0)
+    model = MultDAE(hidden_dims=[8], seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.build((None, 30))
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
+    if keep_random_state:
+        callbacks.append(RandomStateBackup(str(backup)))
+    model.fit(sparse_batches(data.matrix, 20), epochs=epochs, verbose=0, callbacks=callbacks)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("keep_random_state", [True, False])
+def test_a_resumed_fit_continues_the_dropout_noise(tmp_path, keep_random_state):
+    straight = _resumable_fit(tmp_path / "straight", 4, keep_random_state)
+    _resumable_fit(tmp_path / "resumed", 2, keep_random_state)
+    assert (tmp_path / "resumed" / "random_state.npz").exists() == keep_random_state
+    resumed = _resumable_fit(tmp_path / "resumed", 4, keep_random_state)
+    same = all(np.allclose(a, b, atol=1e-6) for a, b in zip(straight, resumed, strict=True))
+    # Without the saved states, the resumed epochs draw the first epochs' masks again.
+    assert same == keep_random_state
+
+
+def test_random_state_of_another_model_is_refused(tmp_path):
+    np.savez(tmp_path / "random_state.npz", state_0=np.zeros(5, np.uint32))
+    model = _regression()
+    model.add(keras.layers.Dropout(0.5, seed=1))
+    model.compile(optimizer="adam", loss="mse")
+    x, y = _regression_data()
+    with pytest.raises(ValueError, match="random_state.npz holds 1 random states that do not fit"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RandomStateBackup(str(tmp_path))])

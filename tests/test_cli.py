@@ -453,3 +453,11 @@ def test_full_batches_take_one_step_an_epoch(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 2
     rates = [float(row["learning_rate"]) for row in read_history(out)]
     assert rates == pytest.approx([1e-3, 0.9e-3])
+
+
+def test_a_resumed_run_shuffles_with_a_seed_of_its_own(tmp_path):
+    assert cli.shuffle_seed(7, tmp_path) == 7
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "keras" / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
+    resumed = cli.shuffle_seed(7, tmp_path)
+    assert resumed != 7 and resumed == cli.shuffle_seed(7, tmp_path)

@@ -3,21 +3,35 @@
 # user's train line. EASE at lambda = 80 on the full train lines; every other model (mult-vae,
 # mult-dae, rec-vae, cdae, autoencoder, denoising-autoencoder) chooses its epoch on 10% of each
 # user's train items, then retrains on all train lines (--retrain).
-# Usage: bash benchmarks/gowalla.sh [RUNS_DIR] [MODEL ...]   (default: $HOME/keras-recae-bench)
+# Usage: bash benchmarks/gowalla.sh [RUNS_DIR] [MODEL[:NAME=VALUE,...] ...]
+#   (default: $HOME/keras-recae-bench ease mult-vae mult-dae). A variant such as
+#   mult-vae:dropout=0.2,beta=0.2 adds `--set dropout=0.2 --set beta=0.2` and runs in
+#   RUNS_DIR/gowalla-mult-vae-dropout0.2-beta0.2.
 # A run that is stopped resumes from its last finished epoch when run again.
 set -euo pipefail
 data="$(cd "$(dirname "$0")/../.." && pwd)/shared/data/gowalla"
 runs="${1:-$HOME/keras-recae-bench}"
 shift || true
-models=("${@:-ease mult-vae mult-dae}")
+specs=("${@:-ease mult-vae mult-dae}")
 threads="${THREADS:-2}"
 metrics="recall@20,ndcg@20,precision@20,truncated_recall@20"
 common=(--data "$data" --threads "$threads" --metrics "$metrics")
-for model in ${models[*]}; do
+for spec in ${specs[*]}; do
+  model="${spec%%:*}"
+  name="$model"
+  variant=()
+  if [ "$spec" != "$model" ]; then
+    IFS=, read -r -a pairs <<< "${spec#*:}"
+    for pair in "${pairs[@]}"; do
+      variant+=(--set "$pair")
+      name="$name-${pair/=/}"
+    done
+  fi
+  out="$runs/gowalla-$name"
   # A finished run (its metrics.json exists) is skipped; an interrupted one resumes.
-  [ -f "$runs/gowalla-$model/metrics.json" ] && continue
+  [ -f "$out/metrics.json" ] && continue
   if [ "$model" = ease ]; then
-    keras-recae train ease "${common[@]}" --set l2=80 --out "$runs/gowalla-ease"
+    keras-recae train ease "${common[@]}" --set l2=80 "${variant[@]}" --out "$out"
     continue
   fi
   # 60 batches an epoch: anneal over 20k steps so that beta reaches its cap of 0.2.
@@ -29,6 +43,7 @@ for model in ${models[*]}; do
     rec-vae) extra=(--lr 5e-4) ;;
     cdae) extra=(--lr 1e-2) ;;
   esac
-  keras-recae train "$model" "${common[@]}" "${extra[@]}" --epochs "${EPOCHS:-100}" \
-    --eval-every 5 --monitor ndcg@20 --patience 4 --retrain --out "$runs/gowalla-$model"
+  keras-recae train "$model" "${common[@]}" "${extra[@]}" "${variant[@]}" \
+    --epochs "${EPOCHS:-100}" --eval-every 5 --monitor ndcg@20 --patience 4 --retrain \
+    --out "$out"
 done

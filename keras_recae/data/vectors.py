@@ -72,7 +72,8 @@ def detect_format(path) -> str:
             return by_extension
         raise FileNotFoundError(f"{path}: no such vector file")
     with open(path, "rb") as file:
-        head = file.read(4096)
+        # Enough for the first line of a GloVe file of a few thousand dimensions.
+        head = file.read(1 << 16)
     if by_extension == "word2vec":
         headless = not _is_header(head.partition(b"\n")[0]) and _looks_like_glove(head)
         return "glove" if headless else "word2vec"

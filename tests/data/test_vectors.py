@@ -418,3 +418,12 @@ def test_integer_keys():
     assert integer_keys(np.array(["12", "+3"], dtype=object)) is None
     assert integer_keys(np.array(["1", str(2**63)], dtype=object)) is None
     assert integer_keys(np.array([4, 5])).dtype == np.int64
+
+
+def test_glove_lines_longer_than_a_few_kilobytes_are_detected(tmp_path):
+    keys = np.array(["a", "b"], dtype=object)
+    vectors = np.random.default_rng(0).normal(size=(2, 1000)).astype(np.float32)
+    path = write_vectors(tmp_path / "wide.txt", keys, vectors, format="glove")
+    assert len(path.read_bytes().split(b"\n")[0]) > 8192
+    assert detect_format(path) == "glove"
+    np.testing.assert_array_equal(read_vectors(path)[1], vectors)

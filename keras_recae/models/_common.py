@@ -9,17 +9,20 @@ from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.sparse_ops import row_counts
 
 
-def check_hidden_dims(hidden_dims) -> tuple[int, ...]:
+def check_hidden_dims(hidden_dims, allow_empty: bool = False) -> tuple[int, ...]:
+    """Hidden widths; with `allow_empty`, `()` too (a linear encoder and decoder)."""
     try:
         dims = tuple(int(d) for d in hidden_dims)
     except (TypeError, ValueError):
-        dims = ()
-    if not dims or any(d < 1 for d in dims):
+        dims = (0,)
+    if (not dims and not allow_empty) or any(d < 1 for d in dims):
         shown = list(hidden_dims) if isinstance(hidden_dims, (list, tuple)) else hidden_dims
-        raise ValueError(
-            "`hidden_dims` should be a non-empty list of positive integers. "
-            f"Received: hidden_dims={shown}"
+        kind = (
+            "list of positive integers (possibly empty)"
+            if allow_empty
+            else ("non-empty list of positive integers")
         )
+        raise ValueError(f"`hidden_dims` should be a {kind}. Received: hidden_dims={shown}")
     return dims
 
 
@@ -39,6 +42,21 @@ def check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` should be one of {list(choices)}. Received: {name}={value!r}")
     return value
+
+
+def check_activation(activation) -> str:
+    """The name of a Keras activation."""
+    message = (
+        "`activation` should be the name of a Keras activation. "
+        f"Received: activation={activation!r}"
+    )
+    if not isinstance(activation, str):
+        raise ValueError(message)
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(message) from None
+    return activation
 
 
 def describe_structure(data) -> str:

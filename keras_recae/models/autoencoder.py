@@ -6,7 +6,7 @@ import keras
 
 from keras_recae.distribute import as_global_batch
 from keras_recae.layers.sparse_dense import SparseDense
-from keras_recae.models._common import check_rate
+from keras_recae.models._common import check_activation, check_rate
 from keras_recae.models._reconstruction import ReconstructionAutoencoder
 
 
@@ -65,17 +65,7 @@ class Autoencoder(ReconstructionAutoencoder):
         **kwargs,
     ):
         super().__init__(hidden_dims=hidden_dims, loss=loss, l2=l2, seed=seed, **kwargs)
-        message = (
-            "`activation` should be the name of a Keras activation. "
-            f"Received: activation={activation!r}"
-        )
-        if not isinstance(activation, str):
-            raise ValueError(message)
-        try:
-            keras.activations.get(activation)
-        except ValueError:
-            raise ValueError(message) from None
-        self.activation = activation
+        self.activation = check_activation(activation)
         self.dropout = check_rate("dropout", dropout)
         self.make_layers()
         self.hidden_dropout = keras.layers.Dropout(self.dropout, seed=seed, name="dropout")

@@ -12,7 +12,13 @@ import tensorflow as tf
 
 from keras_recae import distribute
 from keras_recae.data.vectors import as_keys
-from keras_recae.models._common import build_stack, check_choice, check_non_negative
+from keras_recae.models._common import (
+    build_stack,
+    check_activation,
+    check_choice,
+    check_hidden_dims,
+    check_non_negative,
+)
 
 NORMALIZATIONS = ("none", "l2", "standardize")
 RECONSTRUCTIONS = ("mse", "cosine")
@@ -22,35 +28,6 @@ _VECTORS_FILE = "item_vectors.npy"
 _EPSILON = 1e-12
 # Keras's default batch size, which `fit` keeps when it makes the pipeline itself.
 _DEFAULT_BATCH_SIZE = 32
-
-
-def check_dims(hidden_dims) -> tuple[int, ...]:
-    """Hidden widths, possibly none: `()` gives a linear encoder and decoder."""
-    try:
-        dims = tuple(int(d) for d in hidden_dims)
-    except (TypeError, ValueError):
-        dims = (0,)
-    if any(d < 1 for d in dims):
-        shown = list(hidden_dims) if isinstance(hidden_dims, (list, tuple)) else hidden_dims
-        raise ValueError(
-            "`hidden_dims` should be a list of positive integers (possibly empty). "
-            f"Received: hidden_dims={shown}"
-        )
-    return dims
-
-
-def check_activation(activation) -> str:
-    message = (
-        "`activation` should be the name of a Keras activation. "
-        f"Received: activation={activation!r}"
-    )
-    if not isinstance(activation, str):
-        raise ValueError(message)
-    try:
-        keras.activations.get(activation)
-    except ValueError:
-        raise ValueError(message) from None
-    return activation
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
@@ -120,7 +97,7 @@ class EmbeddingRefiner(keras.Model):
                 f"`latent_dim` should be a positive integer. Received: latent_dim={latent_dim}"
             )
         self.latent_dim = int(latent_dim)
-        self.hidden_dims = check_dims(hidden_dims)
+        self.hidden_dims = check_hidden_dims(hidden_dims, allow_empty=True)
         self.activation = check_activation(activation)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.reconstruction = check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)

@@ -16,6 +16,7 @@ from keras_recae.serving.serving_module import (
     _concrete,
     _lookup_table,
     _Unsaved,
+    check_k,
     vocabulary_of,
 )
 
@@ -62,13 +63,8 @@ class RefinerModule(tf.Module):
                 "vectors)` before exporting."
             )
         n_items = len(model.item_ids)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-            raise ValueError(
-                f"`k` should be an integer in [1, {n_items}] (the catalogue size at export). "
-                f"Received: k={k}"
-            )
         self._holder = _Unsaved(model)
-        self.k = int(k)
+        self.k = check_k(k, n_items)
         self.n_items = n_items
         self.input_dim = int(model.input_dim)
         item_ids = vocabulary_of(serving_item_ids(model.item_ids), n_items, "item_ids")

@@ -45,6 +45,16 @@ def vocabulary_of(ids, n: int, what: str) -> np.ndarray:
     return ids
 
 
+def check_k(k, n_items: int) -> int:
+    """`k`, the items a signature returns, as an int in [1, n_items]."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
+        raise ValueError(
+            f"`k` should be an integer in [1, {n_items}] (the catalogue size at export). "
+            f"Received: k={k}"
+        )
+    return int(k)
+
+
 def _lookup_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
     dtype = tf.int64 if ids.dtype.kind in "iu" else tf.string
     initializer = tf.lookup.KeyValueTensorInitializer(
@@ -87,13 +97,8 @@ class ServingModule(tf.Module):
         n_items = model.n_items
         if n_items is None:
             raise ValueError(f"The {type(model).__name__} is not built: train it first.")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-            raise ValueError(
-                f"`k` should be an integer in [1, {n_items}] (the catalogue size at export). "
-                f"Received: k={k}"
-            )
         self._holder = _Unsaved(model)
-        self.k = int(k)
+        self.k = check_k(k, n_items)
         self.n_items = int(n_items)
         self.explicit = bool(getattr(model, "explicit", False))
         item_ids = vocabulary_of(model.item_ids, n_items, "item_ids")

@@ -7,6 +7,8 @@
 #   (default: $HOME/keras-recae-bench ease mult-vae mult-dae). A variant such as
 #   mult-vae:dropout=0.2,beta=0.2 adds `--set dropout=0.2 --set beta=0.2` and runs in
 #   RUNS_DIR/gowalla-mult-vae-dropout0.2-beta0.2.
+# RETRAIN=0 reports the model chosen on validation (trained on 90% of the train items) instead
+# of retraining, for comparing variants at half the cost.
 # A run that is stopped resumes from its last finished epoch when run again.
 set -euo pipefail
 data="$(cd "$(dirname "$0")/../.." && pwd)/shared/data/gowalla"
@@ -14,6 +16,8 @@ runs="${1:-$HOME/keras-recae-bench}"
 shift || true
 specs=("${@:-ease mult-vae mult-dae}")
 threads="${THREADS:-2}"
+retrain=(--retrain)
+[ "${RETRAIN:-1}" = 0 ] && retrain=()
 metrics="recall@20,ndcg@20,precision@20,truncated_recall@20"
 common=(--data "$data" --threads "$threads" --metrics "$metrics")
 for spec in ${specs[*]}; do
@@ -44,6 +48,6 @@ for spec in ${specs[*]}; do
     cdae) extra=(--lr 1e-2) ;;
   esac
   keras-recae train "$model" "${common[@]}" "${extra[@]}" "${variant[@]}" \
-    --epochs "${EPOCHS:-100}" --eval-every 5 --monitor ndcg@20 --patience 4 --retrain \
+    --epochs "${EPOCHS:-100}" --eval-every 5 --monitor ndcg@20 --patience 4 "${retrain[@]}" \
     --out "$out"
 done

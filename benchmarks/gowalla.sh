@@ -6,7 +6,7 @@
 # Usage: bash benchmarks/gowalla.sh [RUNS_DIR] [MODEL[:NAME=VALUE,...] ...]
 #   (default: $HOME/keras-recae-bench ease mult-vae mult-dae). A variant such as
 #   mult-vae:dropout=0.2,beta=0.2 adds `--set dropout=0.2 --set beta=0.2` and runs in
-#   RUNS_DIR/gowalla-mult-vae-dropout0.2-beta0.2.
+#   RUNS_DIR/gowalla-mult-vae-dropout0.2-beta0.2; cdae:lr=3e-3 sets the learning rate.
 # RETRAIN=0 reports the model chosen on validation (trained on 90% of the train items) instead
 # of retraining, for comparing variants at half the cost.
 # A run that is stopped resumes from its last finished epoch when run again.
@@ -27,7 +27,12 @@ for spec in ${specs[*]}; do
   if [ "$spec" != "$model" ]; then
     IFS=, read -r -a pairs <<< "${spec#*:}"
     for pair in "${pairs[@]}"; do
-      variant+=(--set "$pair")
+      # lr=VALUE is the learning rate (--lr); any other NAME=VALUE a constructor argument.
+      if [ "${pair%%=*}" = lr ]; then
+        variant+=(--lr "${pair#*=}")
+      else
+        variant+=(--set "$pair")
+      fi
       name="$name-${pair/=/}"
     done
   fi

@@ -452,18 +452,11 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
     """`model.fit` with ranking evaluation, resumable backups and per-epoch timing."""
     if getattr(model, "explicit", False):
         return _fit_ratings(model, matrix, validation, args, backup, out, resuming)
-    import keras
 
-    from keras_recae.callbacks import (
-        EpochTimer,
-        LearningRateDecay,
-        RandomStateBackup,
-        RankingEvaluation,
-    )
+    from keras_recae.callbacks import EpochTimer, RankingEvaluation
     from keras_recae.data.pipeline import sparse_batches
 
     timer = EpochTimer()
-    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
     evaluation = None
     if validation is not None:
         evaluation = RankingEvaluation(
@@ -476,16 +469,7 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
             verbose=1,
             state_dir=str(backup),
         )
-        callbacks.append(evaluation)
-    callbacks.append(
-        keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
-    )
-    callbacks.append(RandomStateBackup(str(backup)))
-    if out is not None:
-        callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
-    if args.lr_decay:
-        # First, so that the history file sees the epoch's `learning_rate`.
-        callbacks.insert(0, LearningRateDecay(args.lr, args.lr_decay))
+    callbacks = _training_callbacks(timer, evaluation, args, backup, out, resuming)
     if not model.built:
         model.build((None, matrix.shape[1]))
     batch_size = args.batch_size or matrix.shape[0]
@@ -501,17 +485,10 @@ def _fit(model, matrix, validation, args, metrics, backup: Path, out: Path | Non
 
 def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None, resuming):
     """`_fit` for explicit-rating models: the model batches its own rows; RMSE selects."""
-    import keras
 
-    from keras_recae.callbacks import (
-        EpochTimer,
-        LearningRateDecay,
-        RandomStateBackup,
-        RatingEvaluation,
-    )
+    from keras_recae.callbacks import EpochTimer, RatingEvaluation
 
     timer = EpochTimer()
-    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
     evaluation = None
     if validation is not None:
         monitor = args.monitor.removeprefix("val_")
@@ -524,6 +501,24 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
             verbose=1,
             state_dir=str(backup),
         )
+    callbacks = _training_callbacks(timer, evaluation, args, backup, out, resuming)
+    model.adapt(matrix)
+    # 0: one batch of every training row (items for the item-based AutoRec).
+    batch_size = args.batch_size or model.training_rows(matrix).shape[0]
+    seed = shuffle_seed(args.seed, backup)
+    dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=seed)
+    history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
+    return history, evaluation, timer
+
+
+def _training_callbacks(timer, evaluation, args, backup: Path, out: Path | None, resuming):
+    """The callbacks of every CLI fit: timing, NaN stop, evaluation, resume, history, decay."""
+    import keras
+
+    from keras_recae.callbacks import LearningRateDecay, RandomStateBackup
+
+    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
+    if evaluation is not None:
         callbacks.append(evaluation)
     callbacks.append(
         keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
@@ -534,13 +529,7 @@ def _fit_ratings(model, matrix, validation, args, backup: Path, out: Path | None
     if args.lr_decay:
         # First, so that the history file sees the epoch's `learning_rate`.
         callbacks.insert(0, LearningRateDecay(args.lr, args.lr_decay))
-    model.adapt(matrix)
-    # 0: one batch of every training row (items for the item-based AutoRec).
-    batch_size = args.batch_size or model.training_rows(matrix).shape[0]
-    seed = shuffle_seed(args.seed, backup)
-    dataset = model.training_batches(matrix, batch_size, shuffle=True, seed=seed)
-    history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    return history, evaluation, timer
+    return callbacks
 
 
 def shuffle_seed(seed: int, backup: Path) -> int:

@@ -78,15 +78,16 @@ def recbole_config(args: argparse.Namespace) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def prepare(args: argparse.Namespace, config_dict: dict):
+    """Caps the threads, then builds RecBole's config, data loaders, MultiVAE and trainer.
+
+    Returns (dataset, (train_data, valid_data, test_data), model, trainer).
+    """
     # RecBole's Config also reads `--key=value` settings from sys.argv: give it none.
     sys.argv = sys.argv[:1]
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
 
-    import numpy as np
-    import recbole
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -95,14 +96,25 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
 
-    started = time.perf_counter()
-    config = Config(model="MultiVAE", dataset=args.dataset, config_dict=recbole_config(args))
+    config = Config(model="MultiVAE", dataset=args.dataset, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
-    train_data, _, _ = data_preparation(config, dataset)
+    loaders = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model = get_model(config["model"])(config, loaders[0]._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return dataset, loaders, model, trainer
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    dataset, (train_data, _, _), model, trainer = prepare(args, recbole_config(args))
+
+    import numpy as np
+    import recbole
+    import torch
+
     setup_seconds = time.perf_counter() - started
 
     # RecBole keeps a padding user and a padding item (id 0).
@@ -148,7 +160,7 @@ def main(argv=None) -> int:
         "architecture": {"encoder": str(model.encoder), "decoder": str(model.decoder)},
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": {
-            key: config[key]
+            key: trainer.config[key]
             for key in (
                 "mlp_hidden_size",
                 "latent_dimension",

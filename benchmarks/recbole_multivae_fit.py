@@ -24,6 +24,8 @@ import resource
 import sys
 import time
 
+import recbole_multivae_epoch
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,22 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def recbole_config(args: argparse.Namespace) -> dict:
+    """The timing script's settings, with the three files, the evaluation and the KL schedule."""
     return {
-        "data_path": args.data_path,
+        **recbole_multivae_epoch.recbole_config(args),
         "benchmark_filename": ["train", "valid", "test"],
         "checkpoint_dir": os.path.abspath(args.run_dir),
-        "use_gpu": False,
-        "device": "cpu",
-        "worker": 0,
-        "seed": args.seed,
-        "reproducibility": True,
-        "show_progress": False,
         "state": "INFO",
-        "save_dataset": False,
-        "save_dataloaders": False,
-        "load_col": {"inter": ["user_id", "item_id"]},
-        "user_inter_num_interval": "[0,inf)",
-        "item_inter_num_interval": "[0,inf)",
         "eval_args": {"order": "RO", "group_by": "user", "mode": "full"},
         "metrics": ["Recall", "NDCG"],
         "topk": [20],
@@ -70,16 +62,6 @@ def recbole_config(args: argparse.Namespace) -> dict:
         "stopping_step": args.stopping_step,
         "eval_batch_size": 4096,
         "metric_decimal_place": 6,
-        "epochs": args.epochs,
-        "train_batch_size": args.batch_size,
-        "learner": "adam",
-        "learning_rate": 1e-3,
-        "weight_decay": 0.0,
-        "train_neg_sample_args": None,
-        "shuffle": True,
-        # MultiVAE: n -> hidden -> 2 * latent (mean, log-variance); latent -> hidden -> n.
-        "mlp_hidden_size": list(args.hidden),
-        "latent_dimension": 2 * args.latent,
         "dropout_prob": args.dropout,
         "anneal_cap": args.anneal_cap,
         "total_anneal_steps": args.total_anneal_steps,
@@ -88,27 +70,12 @@ def recbole_config(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # RecBole's Config also reads `--key=value` settings from sys.argv: give it none.
-    sys.argv = sys.argv[:1]
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(args.threads)
+    _, (train_data, valid_data, test_data), model, trainer = recbole_multivae_epoch.prepare(
+        args, recbole_config(args)
+    )
 
     import recbole
     import torch
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
-
-    config = Config(model="MultiVAE", dataset=args.dataset, config_dict=recbole_config(args))
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
     # Resumable across sessions: `RUN_DIR/last.pth` holds the state after the last finished
     # epoch (and its evaluation), written before each new epoch; `RUN_DIR/best.pth` the best

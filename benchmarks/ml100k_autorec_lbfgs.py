@@ -107,7 +107,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from keras_recae.cli import configure_threads
+    from keras_recae.runs import configure_threads
 
     configure_threads(args.threads)
     from keras_recae.data.protocols import given_full_train, split_given

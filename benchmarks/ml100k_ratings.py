@@ -29,34 +29,32 @@ SEED = 0
 # full batches; `patience` counts evaluations, made every `every` epochs.
 MODELS = {
     "i-autorec": (
-        "AutoRec",
+        "auto-rec",
         dict(kind="item", hidden_units=500, l2=100.0),
         dict(lr=2e-2, decay=0.99, batch_size=None, epochs=1000, every=1, patience=30),
     ),
     "u-autorec": (
-        "AutoRec",
+        "auto-rec",
         dict(kind="user", hidden_units=500, l2=100.0),
         dict(lr=1e-2, decay=0.99, batch_size=None, epochs=1000, every=1, patience=30),
     ),
     # Half the paper's widths (512-512-1024 overfits 943 users).
     "deep-rec": (
-        "DeepRec",
+        "deep-rec",
         dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1),
         dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20),
     ),
     "deep-rec-no-refeed": (
-        "DeepRec",
+        "deep-rec",
         dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=0),
         dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20),
     ),
 }
 
 
-def run(name: str, fold: str, data: Path) -> dict:
-    import keras_recae.models
+def run(name: str, fold: str, data: Path, runs: Path) -> dict:
     from keras_recae.data.protocols import given_full_train, split_given
     from keras_recae.data.readers import read_given
-    from keras_recae.evaluation import evaluate_ratings
 
     train_frame, test_frame = read_given(data / f"{fold}.base", data / f"{fold}.test")
     split = split_given(train_frame, test_frame, validation_fraction=0.1, seed=SEED)
@@ -71,10 +69,10 @@ def run(name: str, fold: str, data: Path) -> dict:
         return {**info, "test": mf_metrics(model, train, split.test)}
     from _ratings import select_and_refit
 
-    class_name, settings, fit = MODELS[name]
-    cls = getattr(keras_recae.models, class_name)
-    model, info = select_and_refit(cls, settings, fit, SEED, split.train, split.validation, train)
-    return {"settings": settings, "fit": fit, **info, "test": evaluate_ratings(model, split.test)}
+    model_name, settings, fit = MODELS[name]
+    out = runs / f"{fold}-{name}"
+    summary, info = select_and_refit(model_name, settings, fit, SEED, split, train, out)
+    return {"settings": settings, "fit": fit, **info, "test": summary["test"]}
 
 
 def main():
@@ -87,7 +85,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from keras_recae.cli import configure_threads
+    from keras_recae.runs import configure_threads
 
     configure_threads(args.threads)
     import numpy as np

@@ -67,19 +67,20 @@ def split_for_seed(frame, seed):
     return split.train, split.test, train_part, validation
 
 
-def fit_keras(name, seed, train, train_part, validation):
-    """Chooses the epoch count on `validation`, then refits on all of `train`."""
+def fit_keras(name, seed, train, test, train_part, validation, out):
+    """Chooses the epoch count on `validation`, refits on all of `train`, evaluates `test`."""
     from _ratings import select_and_refit
 
-    from keras_recae.models import AutoRec, DeepRec
+    from keras_recae.data import Split
 
     if name == "i-autorec":
-        cls, settings, fit = AutoRec, I_AUTOREC, I_AUTOREC_FIT
+        model_name, settings, fit = "auto-rec", I_AUTOREC, I_AUTOREC_FIT
     else:
-        cls, settings, fit = DeepRec, DEEP_REC, DEEP_REC_FIT
+        model_name, settings, fit = "deep-rec", DEEP_REC, DEEP_REC_FIT
         if name == "deep-rec-no-refeed":
             settings = {**settings, "refeed_steps": 0}
-    return select_and_refit(cls, settings, fit, seed, train_part, validation, train)
+    split = Split(train_part, validation, test, "random")
+    return select_and_refit(model_name, settings, fit, seed, split, train, out)
 
 
 class BiasedMF:
@@ -170,8 +171,6 @@ def fit_mf(seed, train, train_part, validation):
 
 def run_seed(frame, seed, models, runs: Path):
     """Each model's result on one seed's split; a result already in `runs` is read back."""
-    from keras_recae.evaluation import evaluate_ratings
-
     results, split = {}, None
     for name in models:
         path = runs / f"seed{seed}-{name}.json"
@@ -186,8 +185,9 @@ def run_seed(frame, seed, models, runs: Path):
             model, info = fit_mf(seed, train, train_part, validation)
             metrics = mf_metrics(model, train, test)
         else:
-            model, info = fit_keras(name, seed, train, train_part, validation)
-            metrics = evaluate_ratings(model, test)
+            out = runs / f"seed{seed}-{name}"
+            summary, info = fit_keras(name, seed, train, test, train_part, validation, out)
+            metrics = summary["test"]
         results[name] = {
             **info,
             "test": metrics,
@@ -214,7 +214,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from keras_recae.cli import configure_threads
+    from keras_recae.runs import configure_threads
 
     configure_threads(args.threads)
     import numpy as np

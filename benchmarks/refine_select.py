@@ -345,7 +345,7 @@ def main() -> None:
         return
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_recae.cli import configure_threads
+    from keras_recae.runs import configure_threads
 
     configure_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

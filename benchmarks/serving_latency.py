@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
 
     started = time.perf_counter()
     if args.run_dir:
-        from keras_recae.cli import load_run_model
+        from keras_recae.runs import load_run_model
 
         model = load_run_model(Path(args.run_dir))
         source = str(args.run_dir)

@@ -201,7 +201,7 @@ def run_keras_recae(args: argparse.Namespace) -> dict:
 
 
 def keras_recae_worker(args: argparse.Namespace) -> None:
-    from keras_recae.cli import configure_threads
+    from keras_recae.runs import configure_threads
 
     configure_threads(args.threads)  # before TensorFlow runs anything
 

@@ -4,13 +4,17 @@ from keras_recae import (
     callbacks,
     data,
     distribute,
+    errors,
     evaluation,
     layers,
     losses,
     metrics,
     models,
     optimizers,
+    refining,
+    runs,
     serving,
+    training,
 )
 
 __version__ = "0.1.0"
@@ -19,11 +23,15 @@ __all__ = [
     "callbacks",
     "data",
     "distribute",
+    "errors",
     "evaluation",
     "layers",
     "losses",
     "metrics",
     "models",
     "optimizers",
+    "refining",
+    "runs",
     "serving",
+    "training",
 ]

@@ -184,16 +184,6 @@ def is_multi_worker(strategy) -> bool:
     )
 
 
-def model_strategy(model):
-    """The strategy `model.fit` runs under, or None for the default one (one device)."""
-    # Keras keeps the strategy under which the model was created; `fit` uses it, else the
-    # strategy of the scope it is called in.
-    strategy = getattr(model, "_distribute_strategy", None)
-    if strategy is None and tf.distribute.has_strategy():
-        strategy = tf.distribute.get_strategy()
-    return strategy
-
-
 # ---------------------------------------------------------------------------------------
 # Input
 
@@ -334,6 +324,11 @@ def replica_share(value):
     """This replica's share of a term that does not depend on the batch (a weight penalty)."""
     replicas = num_replicas()
     return value if replicas == 1 else value / float(replicas)
+
+
+def weight_penalty(losses):
+    """This replica's share of the sum of a model's weight penalties (`model.losses`), float32."""
+    return replica_share(keras.ops.cast(keras.ops.sum(losses), "float32"))
 
 
 def as_global_batch(fn, values, equal_parts: bool = False):

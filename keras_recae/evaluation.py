@@ -10,9 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.checks import check_positive_int
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
+from keras_recae.models.recommender import Recommender
 from keras_recae.metrics import parse_metric_names, ranking_metrics, rating_metrics
 
 DEFAULT_METRICS = (
@@ -25,7 +27,7 @@ DEFAULT_METRICS = (
 
 
 def top_k_items(
-    model: keras.Model,
+    model: Recommender,
     inputs: sp.spmatrix,
     k: int,
     batch_size: int = 500,
@@ -41,7 +43,7 @@ def top_k_items(
     exists.
 
     Args:
-        model: keras.Model. The scorer.
+        model: Recommender. The scorer.
         inputs: scipy sparse matrix of shape `[n_users, n_items]`. The users' histories.
         k: int. Number of items per user.
         batch_size: int. Users scored at once. Defaults to 500.
@@ -55,10 +57,8 @@ def top_k_items(
         item left (k larger than the number of items not excluded) hold -1, as do items
         scored -inf by the model.
     """
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` should be a positive integer. Received: k={k}")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` should be a positive integer. Received: {batch_size}")
+    check_positive_int("k", k)
+    check_positive_int("batch_size", batch_size)
     n_users, n_items = inputs.shape
     if n_users == 0:
         return np.zeros((0, k), dtype=np.int64)
@@ -128,7 +128,7 @@ def _top_indices_function(model, batch_size, n_items, k, exclude_inputs, by_user
 
 
 def evaluate_ranking(
-    model: keras.Model,
+    model: Recommender,
     eval_set: EvalSet,
     metrics: Iterable[str] = DEFAULT_METRICS,
     batch_size: int = 500,
@@ -136,14 +136,14 @@ def evaluate_ranking(
     """Full-ranking metrics of a model on an evaluation set.
 
     Each user's input items are given to the model and excluded from its ranking; a model
-    conditioned on its training users (one with `user_ids` and `score_users`, such as CDAE)
-    also gets each user's row, -1 for a user it never saw. The
+    conditioned on its training users (`model.user_conditioned`, such as CDAE) also gets
+    each user's row in its `user_ids`, -1 for a user it never saw. The
     metrics (see `keras_recae.metrics`) are averaged over the users with a non-empty target,
     held-out items outside the vocabulary (`eval_set.extra_targets`) included in their
     denominators. Users with an empty target are not scored.
 
     Args:
-        model: keras.Model. Called as `model(x, training=False)` on `tf.SparseTensor`
+        model: Recommender. Called as `model(x, training=False)` on `tf.SparseTensor`
             batches, returning dense scores `[batch, n_items]`.
         eval_set: EvalSet. The users, their inputs and their targets.
         metrics: iterable of str. Names such as `"ndcg@100"`. Defaults to recall@20,
@@ -187,20 +187,20 @@ def evaluate_ranking(
 
 
 def evaluate_ratings(
-    model: keras.Model, eval_set: EvalSet, batch_size: int = 500
+    model: Recommender, eval_set: EvalSet, batch_size: int = 500
 ) -> dict[str, float]:
     """RMSE and MAE of an explicit-rating model at the held-out ratings of an evaluation set.
 
     The users with held-out ratings are predicted in batches from their inputs, with
-    `model(x, training=False)`, or, for a model conditioned on users (one with `user_ids`
-    and `score_users(x, user_indices)`, such as the item-based AutoRec), with
+    `model(x, training=False)`, or, for a model conditioned on users
+    (`model.user_conditioned`, such as the item-based AutoRec), with
     `model.score_users(x, user_indices)`, each user's raw id looked up in
     `model.user_ids` (-1 when unknown). Only the predictions at the held-out entries leave
     the graph: the full users x items matrix of predictions never exists. The model
     applies its own fallback and clipping.
 
     Args:
-        model: keras.Model. Returns predicted ratings of shape `[batch, n_items]` for a
+        model: Recommender. Returns predicted ratings of shape `[batch, n_items]` for a
             `tf.SparseTensor` of given ratings.
         eval_set: EvalSet. The users, their given ratings and their held-out ratings.
         batch_size: int. Users predicted at once. Defaults to 500.
@@ -216,8 +216,7 @@ def evaluate_ratings(
     results = evaluate_ratings(model, split.test)
     ```
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` should be a positive integer. Received: {batch_size}")
+    check_positive_int("batch_size", batch_size)
     if eval_set.inputs.shape != eval_set.targets.shape:
         raise ValueError(
             "`eval_set.inputs` and `eval_set.targets` should have the same shape. "
@@ -246,10 +245,9 @@ def evaluate_ratings(
 
 def _user_indices(model, user_ids: np.ndarray) -> np.ndarray | None:
     """Rows of the model's training users for raw ids; None for a model without users."""
-    known_ids = getattr(model, "user_ids", None)
-    if known_ids is None or not callable(getattr(model, "score_users", None)):
+    if not model.user_conditioned or model.user_ids is None:
         return None
-    known_ids = np.asarray(known_ids)
+    known_ids = np.asarray(model.user_ids)
     reference = Interactions(sp.csr_matrix((len(known_ids), 0)), known_ids, [])
     return reference.user_index(user_ids)
 

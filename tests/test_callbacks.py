@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.models import Recommender
 from keras_recae.callbacks import LearningRateDecay, RandomStateBackup, RankingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
@@ -14,7 +15,7 @@ from keras_recae.data.split import EvalSet
 N_ITEMS = 8
 
 
-class ItemScoresFixture(keras.Model):
+class ItemScoresFixture(Recommender):
     """Test fixture: the same trainable score vector for every user, and a zero loss.
 
     Training leaves the weights as they are, so `RankScheduleFixture` decides what each

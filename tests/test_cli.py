@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recae import cli
-from keras_recae.models import EASE, MultDAE, MultVAE
+from keras_recae import cli, runs, training
+from keras_recae.models import EASE, MultDAE, MultVAE, registry
 
 TINY_VAE = ["--set", "hidden_dims=[32,8]", "--batch-size", "100"]
 TEST_METRICS = {"recall@20", "ndcg@20", "ndcg@100", "truncated_recall@50"}
@@ -277,7 +277,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
         if Path(path) != out / "backup":
             remove_tree(path, *rest, **kwargs)
 
-    monkeypatch.setattr(cli.shutil, "rmtree", keep_backup)
+    monkeypatch.setattr(training.shutil, "rmtree", keep_backup)
     code, _, stderr = run(*args, "--epochs", 2)
     assert code == 0, stderr
     monkeypatch.undo()
@@ -376,7 +376,7 @@ def test_mult_vae_with_a_fixed_beta(tmp_path):
 def test_the_implicit_zoo_is_on_the_command_line():
     from keras_recae.models import CDAE, Autoencoder, DenoisingAutoencoder, RecVAE
 
-    classes = cli.model_classes()
+    classes = registry.model_classes()
     assert classes["rec-vae"] is RecVAE and classes["cdae"] is CDAE
     assert classes["autoencoder"] is Autoencoder
     assert classes["denoising-autoencoder"] is DenoisingAutoencoder
@@ -449,15 +449,15 @@ def test_full_batches_take_one_step_an_epoch(tmp_path):
         "--batch-size", 0, "--epochs", 2, "--lr-decay", 0.9, "--out", out,
     )  # fmt: skip
     assert code == 0, stderr
-    model = cli.load_run_model(out)
+    model = runs.load_run_model(out)
     assert int(model.optimizer.iterations.numpy()) == 2
     rates = [float(row["learning_rate"]) for row in read_history(out)]
     assert rates == pytest.approx([1e-3, 0.9e-3])
 
 
 def test_a_resumed_run_shuffles_with_a_seed_of_its_own(tmp_path):
-    assert cli.shuffle_seed(7, tmp_path) == 7
+    assert training.shuffle_seed(7, tmp_path) == 7
     (tmp_path / "keras").mkdir()
     (tmp_path / "keras" / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
-    resumed = cli.shuffle_seed(7, tmp_path)
-    assert resumed != 7 and resumed == cli.shuffle_seed(7, tmp_path)
+    resumed = training.shuffle_seed(7, tmp_path)
+    assert resumed != 7 and resumed == training.shuffle_seed(7, tmp_path)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_recae import cli
+from keras_recae import cli, runs
 from keras_recae.data import synthetic_frame
 
 TINY = ["--epochs", 2, "--batch-size", 64]
@@ -106,7 +106,7 @@ def test_given_retrain_uses_every_train_rating(given_files, tmp_path):
     assert summary["reported_model"].startswith("retrained")
     n_train = sum(1 for _ in open(base))
     assert summary["config"]["kind"] == "item"
-    model = cli.load_run_model(out)
+    model = runs.load_run_model(out)
     assert int(model.n_ratings.numpy()) == n_train
     assert len(model.user_ids) == model.decoder.kernel.shape[1]
 
@@ -123,7 +123,7 @@ def test_full_batches_and_a_decaying_learning_rate(given_files, tmp_path):
     with open(out / "history.csv", newline="") as file:
         rates = [float(row["learning_rate"]) for row in csv.DictReader(file)]
     assert rates == pytest.approx([0.02, 0.01, 0.005])
-    model = cli.load_run_model(out)
+    model = runs.load_run_model(out)
     epochs = json.loads((out / "metrics.json").read_text())["best_epoch"]
     # Full batches of the items: the retrained model took one step an epoch.
     assert int(model.optimizer.iterations.numpy()) == epochs

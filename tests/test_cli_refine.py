@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recae import cli
+from keras_recae import cli, runs
 from keras_recae.data import read_vectors, write_vectors
+from keras_recae.models import registry
 from keras_recae.serving.warmup import read_warmup_requests
 
 N, DIM = 40, 6
@@ -69,7 +70,7 @@ def test_run_dir_keeps_the_model_and_export_serves_similar_items(tmp_path):
     stored = json.loads((run_dir / "run.json").read_text())
     assert stored["settings"]["beta"] == 0.1 and stored["format"] == "word2vec"
     assert len((run_dir / "history.csv").read_text().splitlines()) == 3
-    model = cli.load_run_model(run_dir)
+    model = runs.load_run_model(run_dir)
     _, refined = read_vectors(tmp_path / "out.txt")
     np.testing.assert_allclose(model.refine(vectors), refined, rtol=1e-5, atol=1e-6)
 
@@ -119,8 +120,8 @@ def test_bad_options(tmp_path, args, message):
 
 
 def test_train_does_not_offer_the_refiners(tmp_path):
-    names = set(cli.model_classes())
+    names = set(registry.model_classes())
     assert not {name for name in names if "embedding" in name}
-    assert cli.refiner_classes()["embedding-vae"] is cli.refiner_classes()["vae"]
+    assert registry.refiner_classes()["embedding-vae"] is registry.refiner_classes()["vae"]
     code, _, stderr = run("train", "embedding-autoencoder", "--data", "synthetic")
     assert code == 2 and "unknown model 'embedding-autoencoder'" in stderr

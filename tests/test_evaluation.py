@@ -8,11 +8,12 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.models import Recommender
 from keras_recae.data.split import EvalSet
 from keras_recae.evaluation import evaluate_ranking, top_k_items
 
 
-class ItemItemScorerFixture(keras.Model):
+class ItemItemScorerFixture(Recommender):
     """Test fixture: scores = sparse history x fixed item-item matrix.
 
     Records the static input shape at each trace, to check the batching.
@@ -28,7 +29,7 @@ class ItemItemScorerFixture(keras.Model):
         return tf.sparse.sparse_dense_matmul(x, self.item_item)
 
 
-class WrongWidthFixture(keras.Model):
+class WrongWidthFixture(Recommender):
     """Test fixture: returns one column too many."""
 
     def call(self, x, training=False):

@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.models import Recommender
 from keras_recae.callbacks import RatingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
@@ -15,7 +16,7 @@ from keras_recae.sparse_ops import row_counts, row_sums
 N_ITEMS = 7
 
 
-class OffsetFixture(keras.Model):
+class OffsetFixture(Recommender):
     """Test fixture: predicts the user's mean given rating plus a trainable item offset.
 
     Users with an empty history get 3 plus the offset. Records the traced input shapes.
@@ -38,6 +39,8 @@ class OffsetFixture(keras.Model):
 
 class UserOffsetFixture(OffsetFixture):
     """Test fixture: conditioned on users, adding a per-user offset for known users."""
+
+    user_conditioned = True
 
     def __init__(self, user_offsets, user_ids, **kwargs):
         super().__init__(**kwargs)

@@ -1,4 +1,4 @@
-"""The model zoo."""
+"""The model zoo, its base classes and the mixin of their train step."""
 
 from keras_recae.models.auto_rec import AutoRec
 from keras_recae.models.autoencoder import Autoencoder
@@ -10,10 +10,13 @@ from keras_recae.models.ease import EASE
 from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
 from keras_recae.models.embedding_refiner import EmbeddingRefiner
 from keras_recae.models.embedding_vae import EmbeddingVAE
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.mult_dae import MultDAE
 from keras_recae.models.mult_vae import MultVAE
+from keras_recae.models.rating_autoencoder import RatingAutoencoder
 from keras_recae.models.rec_vae import RecVAE
 from keras_recae.models.recommender import Recommender
+from keras_recae.models.reconstruction_autoencoder import ReconstructionAutoencoder
 
 __all__ = [
     "AutoRec",
@@ -30,4 +33,7 @@ __all__ = [
     "EmbeddingAutoencoder",
     "DenoisingEmbeddingAutoencoder",
     "EmbeddingVAE",
+    "LossPartsTraining",
+    "RatingAutoencoder",
+    "ReconstructionAutoencoder",
 ]

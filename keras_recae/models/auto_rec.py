@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recae.checks import check_non_negative, check_positive_int
+from keras_recae.data import ids
 from keras_recae.distribute import global_sum, replica_share
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
-from keras_recae.models._common import build_stack, check_non_negative, features
-from keras_recae.models._explicit import RatingAutoencoder, rating_matrix
+from keras_recae.models.building import build_stack, features
+from keras_recae.models.rating_autoencoder import RatingAutoencoder, rating_matrix
 from keras_recae.sparse_ops import batch_size_of, in_xla_context, row_counts
 
 _KINDS = ("item", "user")
-_USER_VOCABULARY_FILE = "user_ids.json"
 # The fold-in's bias is not penalised, as in the paper's objective; this keeps its normal
 # equations positive definite for an empty history.
 _BIAS_PENALTY = 1e-4
@@ -93,6 +91,8 @@ class AutoRec(RatingAutoencoder):
         Filtering. WWW 2015.
     """
 
+    part_names = ("loss", "mse")
+
     def __init__(
         self,
         kind: str = "item",
@@ -105,18 +105,11 @@ class AutoRec(RatingAutoencoder):
         super().__init__(**kwargs)
         if kind not in _KINDS:
             raise ValueError(f"`kind` should be 'item' or 'user'. Received: kind={kind!r}")
-        integer = isinstance(hidden_units, (int, np.integer)) and not isinstance(hidden_units, bool)
-        if not integer or hidden_units < 1:
-            raise ValueError(
-                "`hidden_units` should be a positive integer. "
-                f"Received: hidden_units={hidden_units}"
-            )
         self.kind = kind
-        self.hidden_units = int(hidden_units)
+        self.hidden_units = check_positive_int("hidden_units", hidden_units)
         self.activation = keras.activations.serialize(keras.activations.get(activation))
         self.l2 = check_non_negative("l2", l2)
         self.seed = seed
-        self.user_ids = None
         self._n_users = None
         self._n_train_ratings = None
         self.encoder = SparseDense(
@@ -125,12 +118,15 @@ class AutoRec(RatingAutoencoder):
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
             name="encoder",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.mse_tracker = keras.metrics.Mean(name="mse")
 
     @property
     def item_based(self) -> bool:
         return self.kind == "item"
+
+    @property
+    def user_conditioned(self) -> bool:
+        """I-AutoRec keeps output weights per training user (`score_users`)."""
+        return self.item_based
 
     # -- building ---------------------------------------------------------------------
 
@@ -207,19 +203,13 @@ class AutoRec(RatingAutoencoder):
 
     def set_user_ids(self, user_ids) -> None:
         """Records the raw id of each training user, in row order (item-based models)."""
-        user_ids = np.asarray(user_ids)
-        if user_ids.ndim != 1:
-            raise ValueError(
-                f"`user_ids` should be one-dimensional. Received shape {user_ids.shape}"
-            )
+        user_ids = ids.vocabulary(user_ids, "user_ids")
         if self._n_users is not None and len(user_ids) != self._n_users:
             raise ValueError(
                 f"`user_ids` should hold one id per training user ({self._n_users}). "
                 f"Received: {len(user_ids)} ids."
             )
-        if user_ids.dtype.kind not in "iu":
-            user_ids = user_ids.astype(str).astype(object)
-        self.user_ids = user_ids
+        super().set_user_ids(user_ids)
 
     # -- training ---------------------------------------------------------------------
 
@@ -227,7 +217,8 @@ class AutoRec(RatingAutoencoder):
         """`W g(V r + mu) + b` for sparse training rows (items, or users for `kind="user"`)."""
         return self.decoder(self.encoder(rows))
 
-    def _loss_parts(self, rows):
+    def loss_parts(self, data, training: bool) -> dict:
+        rows = features(data)
         reconstruction = self.reconstruct(rows)
         # Under a strategy: this replica's share of the global batch's mean and penalty.
         observed = keras.ops.maximum(global_sum(keras.ops.sum(row_counts(rows))), 1.0)
@@ -235,29 +226,7 @@ class AutoRec(RatingAutoencoder):
         squares = keras.ops.sum(keras.ops.square(keras.ops.cast(self.encoder.kernel, "float32")))
         squares += keras.ops.sum(keras.ops.square(keras.ops.cast(self.decoder.kernel, "float32")))
         penalty = self.l2 / 2.0 * squares / keras.ops.maximum(self.n_ratings, 1.0)
-        return mse + replica_share(penalty), mse
-
-    def train_step(self, data):
-        rows = features(data)
-        with tf.GradientTape() as tape:
-            loss, mse = self._loss_parts(rows)
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(loss, mse)
-
-    def test_step(self, data):
-        return self._track(*self._loss_parts(features(data)))
-
-    def _track(self, loss, mse):
-        loss, mse = global_sum((loss, mse))
-        self.loss_tracker.update_state(loss)
-        self.mse_tracker.update_state(mse)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.mse_tracker]
+        return {"loss": mse + replica_share(penalty), "mse": mse}
 
     # -- prediction -------------------------------------------------------------------
 
@@ -329,39 +298,18 @@ class AutoRec(RatingAutoencoder):
         predictions = keras.ops.where(known[:, None], predictions, folded)
         return self.complete(predictions, inputs, known_rows=known | has_history)
 
-    @property
-    def score_users(self):
-        """I-AutoRec: `score_users(inputs, user_indices)`, predictions for training users.
+    def score_users(self, inputs: tf.SparseTensor, user_indices):
+        """I-AutoRec: predictions for training users.
 
         `user_indices` [batch] are rows of the training matrix (positions in `user_ids`);
         -1, or a user without training ratings, is folded in from `inputs` as `call` does.
         A user-based AutoRec has no per-user weights and no `score_users`.
         """
         if not self.item_based:
-            raise AttributeError("A user-based AutoRec has no user weights: no `score_users`.")
-        return self._score_item_based
+            return super().score_users(inputs, user_indices)
+        return self._score_item_based(inputs, user_indices)
 
-    # -- saving -----------------------------------------------------------------------
-
-    def save_assets(self, dir_path):
-        super().save_assets(dir_path)
-        if self.user_ids is None:
-            return
-        integer = self.user_ids.dtype.kind in "iu"
-        ids = [int(i) if integer else str(i) for i in self.user_ids]
-        content = {"dtype": "int64" if integer else "string", "ids": ids}
-        with open(os.path.join(dir_path, _USER_VOCABULARY_FILE), "w", encoding="utf-8") as file:
-            json.dump(content, file)
-
-    def load_assets(self, dir_path):
-        super().load_assets(dir_path)
-        path = os.path.join(dir_path, _USER_VOCABULARY_FILE)
-        if not os.path.exists(path):
-            return
-        with open(path, encoding="utf-8") as file:
-            content = json.load(file)
-        dtype = np.int64 if content["dtype"] == "int64" else object
-        self.set_user_ids(np.asarray(content["ids"], dtype=dtype))
+    # -- configuration ----------------------------------------------------------------
 
     def get_config(self):
         config = super().get_config()

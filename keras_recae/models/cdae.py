@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recae.checks import (
+    check_choice,
+    check_non_negative,
+    check_positive_int,
+    check_rate,
+    describe_structure,
+)
+from keras_recae.data import ids
 from keras_recae.data.pipeline import sparse_batches
-from keras_recae.distribute import as_global_batch, global_sum, replica_mean, replica_share
+from keras_recae.distribute import as_global_batch, replica_mean
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import pointwise_loss, reconstruction_loss
-from keras_recae.models._common import (
-    check_choice,
-    check_non_negative,
-    check_rate,
-    describe_structure,
-    start_output_bias,
-)
+from keras_recae.models.building import start_output_bias
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import batch_size_of, row_counts
 
-_USER_VOCABULARY_FILE = "user_ids.json"
 _ACTIVATIONS = ("sigmoid", "identity")
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class CDAE(Recommender):
+class CDAE(LossPartsTraining, Recommender):
     """Collaborative denoising autoencoder (CDAE) for top-N recommendation.
 
     The user's row is corrupted by dropout (each stored entry zeroed with probability
@@ -95,6 +94,10 @@ class CDAE(Recommender):
         Recommender Systems. WSDM 2016.
     """
 
+    part_names = ("loss", "reconstruction")
+    user_conditioned = True
+    has_encoder = True
+
     def __init__(
         self,
         hidden_dim: int = 50,
@@ -108,25 +111,13 @@ class CDAE(Recommender):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(
-                f"`hidden_dim` should be a positive integer. Received: hidden_dim={hidden_dim}"
-            )
-        self.hidden_dim = hidden_dim
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.corruption = check_rate("corruption", corruption)
         self.activation = check_choice("activation", activation, _ACTIVATIONS)
         # `loss` is Keras's attribute for a compiled loss; the choice is kept beside it.
         self.loss_kind = check_choice("loss", loss, ("logistic", "squared", "multinomial"))
+        negative_ratio = check_positive_int("negative_ratio", negative_ratio, allow_none=True)
         if negative_ratio is not None:
-            if (
-                isinstance(negative_ratio, bool)
-                or not isinstance(negative_ratio, int)
-                or negative_ratio < 1
-            ):
-                raise ValueError(
-                    "`negative_ratio` should be a positive integer or None. "
-                    f"Received: negative_ratio={negative_ratio}"
-                )
             if loss == "multinomial":
                 raise ValueError(
                     "`negative_ratio` applies to the logistic and squared losses; the "
@@ -134,23 +125,14 @@ class CDAE(Recommender):
                 )
         self.negative_ratio = negative_ratio
         self.l2 = check_non_negative("l2", l2)
-        if n_users is not None and (
-            isinstance(n_users, bool) or not isinstance(n_users, int) or n_users < 1
-        ):
-            raise ValueError(
-                f"`n_users` should be a positive integer or None. Received: n_users={n_users}"
-            )
-        self.n_users = n_users
+        self.n_users = check_positive_int("n_users", n_users, allow_none=True)
         self.seed = seed
-        self.user_ids = None
         self.input_corruption = SparseDropout(self.corruption, seed=seed, name="corruption")
         self.seed_generator = keras.random.SeedGenerator(None if seed is None else seed + 1)
         regularizer = keras.regularizers.L2(self.l2) if self.l2 else None
         self.encoder_layer = SparseDense(
             hidden_dim, use_bias=False, kernel_regularizer=regularizer, name="encoder"
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     def build(self, input_shape):
         if self.n_users is None:
@@ -183,11 +165,7 @@ class CDAE(Recommender):
 
     def set_user_ids(self, user_ids) -> None:
         """Records the raw id of each training row, which gets a user node."""
-        user_ids = np.asarray(user_ids)
-        if user_ids.ndim != 1:
-            raise ValueError(
-                f"`user_ids` should be one-dimensional. Received shape {user_ids.shape}"
-            )
+        user_ids = ids.vocabulary(user_ids, "user_ids")
         if self.n_users is None and not self.built:
             self.n_users = len(user_ids)
         if len(user_ids) != self.n_users:
@@ -195,11 +173,7 @@ class CDAE(Recommender):
                 f"`user_ids` should hold one id per user node of the model ({self.n_users}). "
                 f"Received: {len(user_ids)} ids."
             )
-        if user_ids.dtype.kind in "iu":
-            user_ids = user_ids.astype(np.int64)
-        else:
-            user_ids = user_ids.astype(str).astype(object)
-        self.user_ids = user_ids
+        super().set_user_ids(user_ids)
 
     def training_batches(
         self, matrix, batch_size: int = 500, shuffle: bool = True, seed: int | None = None
@@ -284,33 +258,23 @@ class CDAE(Recommender):
         losses = pointwise_loss(self.pair_outputs(hidden, rows, items), labels, self.loss_kind)
         return keras.ops.segment_sum(losses * weights, rows, batch_size_of(inputs))
 
-    def _loss_parts(self, inputs, user_indices, training):
+    def loss_parts(self, data, training: bool) -> dict:
+        if training:
+            inputs, user_indices = self._with_rows(data)
+        elif isinstance(data, (tuple, list)) and len(data) == 2:
+            inputs, user_indices = data
+        else:
+            inputs, user_indices = (data[0] if isinstance(data, (tuple, list)) else data), None
         self.ensure_built(inputs)
         present = row_counts(inputs) > 0
         # Under a strategy, this replica's share of the global batch's mean.
         reconstruction = replica_mean(self.user_losses(inputs, user_indices, training), present)
-        loss = reconstruction
-        if self.losses:
-            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
-        return loss, reconstruction
+        return {"loss": reconstruction, "reconstruction": reconstruction}
 
-    def train_step(self, data):
-        inputs, user_indices = self._with_rows(data)
+    def before_update(self, data) -> None:
+        inputs, _ = self._with_rows(data)
         self.ensure_built(inputs)
         start_output_bias(self.output_layer, inputs, self.loss_kind, self.optimizer.iterations)
-        with tf.GradientTape() as tape:
-            loss, reconstruction = self._loss_parts(inputs, user_indices, training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(loss, reconstruction)
-
-    def test_step(self, data):
-        if isinstance(data, (tuple, list)) and len(data) == 2:
-            inputs, user_indices = data
-        else:
-            inputs, user_indices = (data[0] if isinstance(data, (tuple, list)) else data), None
-        return self._track(*self._loss_parts(inputs, user_indices, training=False))
 
     def _with_rows(self, data):
         if (
@@ -326,35 +290,6 @@ class CDAE(Recommender):
                 f"Received elements: {describe_structure(data)}"
             )
         return data
-
-    def _track(self, loss, reconstruction):
-        loss, reconstruction = global_sum((loss, reconstruction))
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker]
-
-    def save_assets(self, dir_path):
-        super().save_assets(dir_path)
-        if self.user_ids is None:
-            return
-        kind = "int64" if self.user_ids.dtype.kind in "iu" else "string"
-        ids = [int(i) if kind == "int64" else str(i) for i in self.user_ids]
-        with open(os.path.join(dir_path, _USER_VOCABULARY_FILE), "w", encoding="utf-8") as file:
-            json.dump({"dtype": kind, "ids": ids}, file)
-
-    def load_assets(self, dir_path):
-        super().load_assets(dir_path)
-        path = os.path.join(dir_path, _USER_VOCABULARY_FILE)
-        if not os.path.exists(path):
-            return
-        with open(path, encoding="utf-8") as file:
-            content = json.load(file)
-        dtype = np.int64 if content["dtype"] == "int64" else object
-        self.set_user_ids(np.asarray(content["ids"], dtype=dtype))
 
     def get_config(self):
         config = super().get_config()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
-from keras_recae.distribute import as_global_batch, global_sum, replica_share
+from keras_recae.checks import (
+    check_hidden_dims,
+    check_non_negative,
+    check_non_negative_int,
+    check_rate,
+)
+from keras_recae.distribute import as_global_batch, global_sum
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
-from keras_recae.models._common import build_stack, check_hidden_dims, check_non_negative, features
-from keras_recae.models._explicit import RatingAutoencoder
+from keras_recae.models.building import build_stack, features
+from keras_recae.models.rating_autoencoder import RatingAutoencoder
 from keras_recae.sparse_ops import row_counts
 
 
@@ -65,6 +70,9 @@ class DeepRec(RatingAutoencoder):
         arXiv:1708.01715, 2017.
     """
 
+    part_names = ("loss", "mse", "refeed_mse")
+    has_encoder = True
+
     def __init__(
         self,
         hidden_dims=(512, 512, 1024),
@@ -78,16 +86,8 @@ class DeepRec(RatingAutoencoder):
         super().__init__(**kwargs)
         self.hidden_dims = check_hidden_dims(hidden_dims)
         self.activation = keras.activations.serialize(keras.activations.get(activation))
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` should be in [0, 1). Received: dropout={dropout}")
-        self.dropout = float(dropout)
-        integer = isinstance(refeed_steps, int) and not isinstance(refeed_steps, bool)
-        if not integer or refeed_steps < 0:
-            raise ValueError(
-                "`refeed_steps` should be a non-negative integer. "
-                f"Received: refeed_steps={refeed_steps}"
-            )
-        self.refeed_steps = refeed_steps
+        self.dropout = check_rate("dropout", dropout)
+        self.refeed_steps = check_non_negative_int("refeed_steps", refeed_steps)
         self.l2 = check_non_negative("l2", l2)
         self.seed = seed
         depth = len(self.hidden_dims)
@@ -100,9 +100,6 @@ class DeepRec(RatingAutoencoder):
             self._dense(units, f"decoder_{i}", depth + i)
             for i, units in enumerate(reversed(self.hidden_dims[:-1]))
         ]
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.mse_tracker = keras.metrics.Mean(name="mse")
-        self.refeed_tracker = keras.metrics.Mean(name="refeed_mse")
 
     def _dense(self, units, name, index, sparse=False, activation="hidden"):
         """A layer of the stack; `index` tells its initialiser's seed from the others'."""
@@ -145,60 +142,46 @@ class DeepRec(RatingAutoencoder):
     def call(self, inputs, training=False):
         return self.complete(self.reconstruct(inputs, training=training), inputs)
 
-    def _penalty(self):
-        if not self.losses:
-            return 0.0
-        return replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
+    def loss_parts(self, data, training: bool) -> dict:
+        """The masked MSE of a sparse batch (`refeed_mse` 0: no re-feeding outside `fit`)."""
+        mse, _ = self._sparse_loss(features(data), training)
+        return {"loss": mse, "mse": mse, "refeed_mse": keras.ops.zeros((), "float32")}
 
     def _sparse_loss(self, inputs, training):
         self.ensure_built(inputs)
         outputs = self.reconstruct(inputs, training=training)
         # Under a strategy: this replica's share of the global batch's mean.
         observed = keras.ops.maximum(global_sum(keras.ops.sum(row_counts(inputs))), 1.0)
-        mse = keras.ops.sum(masked_squared_error(outputs, inputs)) / observed
-        return mse + self._penalty(), mse, outputs
+        return keras.ops.sum(masked_squared_error(outputs, inputs)) / observed, outputs
 
     def _refeed_loss(self, targets, present):
         outputs = keras.ops.cast(self.reconstruct(targets, training=True), "float32")
         errors = keras.ops.square(outputs - targets) * present[:, None]
         entries = keras.ops.maximum(global_sum(keras.ops.sum(present)), 1.0) * float(self.n_items)
-        return keras.ops.sum(errors) / entries + self._penalty(), outputs
-
-    def _update(self, tape, scaled_loss):
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+        return keras.ops.sum(errors) / entries, outputs
 
     def train_step(self, data):
         inputs = features(data)
-        with tf.GradientTape() as tape:
-            loss, mse, outputs = self._sparse_loss(inputs, training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        self._update(tape, scaled)
+        # The outputs of each update are the dense targets of the next.
+        step = {}
+
+        def sparse_parts():
+            mse, step["outputs"] = self._sparse_loss(inputs, training=True)
+            return {"loss": mse, "mse": mse}
+
+        parts = self.minimize(sparse_parts)
         # Padding rows (and users without ratings) are no dense targets.
         present = keras.ops.cast(row_counts(inputs) > 0, "float32")
         refeed = keras.ops.zeros((), "float32")
         for _ in range(self.refeed_steps):
-            targets = keras.ops.stop_gradient(keras.ops.cast(outputs, "float32"))
-            with tf.GradientTape() as tape:
-                refeed, outputs = self._refeed_loss(targets, present)
-                scaled = self.optimizer.scale_loss(refeed)
-            self._update(tape, scaled)
-        return self._track(loss, mse, refeed)
+            targets = keras.ops.stop_gradient(keras.ops.cast(step["outputs"], "float32"))
 
-    def test_step(self, data):
-        loss, mse, _ = self._sparse_loss(features(data), training=False)
-        return self._track(loss, mse, keras.ops.zeros((), "float32"))
+            def refeed_parts(targets=targets):
+                refeed, step["outputs"] = self._refeed_loss(targets, present)
+                return {"loss": refeed}
 
-    def _track(self, loss, mse, refeed):
-        loss, mse, refeed = global_sum((loss, mse, refeed))
-        self.loss_tracker.update_state(loss)
-        self.mse_tracker.update_state(mse)
-        self.refeed_tracker.update_state(refeed)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.mse_tracker, self.refeed_tracker]
+            refeed = self.minimize(refeed_parts)["loss"]
+        return self.track({**parts, "refeed_mse": refeed})
 
     def get_config(self):
         config = super().get_config()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.checks import check_rate
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.layers.sparse_masking import SparseMasking
-from keras_recae.models._common import check_rate
-from keras_recae.models._reconstruction import ReconstructionAutoencoder
+from keras_recae.models.reconstruction_autoencoder import ReconstructionAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")

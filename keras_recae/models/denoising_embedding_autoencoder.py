@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.checks import check_non_negative, check_rate
 from keras_recae.distribute import as_global_batch
-from keras_recae.models._common import check_non_negative, check_rate
 from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
 
 

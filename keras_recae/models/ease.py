@@ -11,9 +11,8 @@ import tensorflow as tf
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from keras_recae import distribute
+from keras_recae.checks import check_non_negative, check_positive_int
 from keras_recae.data.interactions import Interactions
-from keras_recae.models._common import check_non_negative
 from keras_recae.models.recommender import Recommender
 
 _GRAM_BLOCK = 2048
@@ -72,16 +71,12 @@ class EASE(Recommender):
     """
 
     supports_jit = False
+    closed_form = True
 
     def __init__(self, l2: float = 500.0, blas_threads: int | None = 1, **kwargs):
         super().__init__(**kwargs)
         self.l2 = check_non_negative("l2", l2)
-        if blas_threads is not None and int(blas_threads) < 1:
-            raise ValueError(
-                f"`blas_threads` should be a positive integer or None. "
-                f"Received: blas_threads={blas_threads}"
-            )
-        self.blas_threads = None if blas_threads is None else int(blas_threads)
+        self.blas_threads = check_positive_int("blas_threads", blas_threads, allow_none=True)
 
     def build(self, input_shape):
         n_items = input_shape[-1]
@@ -101,7 +96,7 @@ class EASE(Recommender):
         Returns:
             A `keras.callbacks.History` with no epochs, for interface parity.
         """
-        if distribute.model_strategy(self) is not None:
+        if self.fit_strategy() is not None:
             raise ValueError(
                 "EASE is solved in closed form on one host (a Cholesky factorisation of the "
                 "item-item Gram matrix): there are no gradient steps for a tf.distribute "

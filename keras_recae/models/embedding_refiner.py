@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 
 import keras
@@ -11,18 +9,21 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recae import distribute
-from keras_recae.data.vectors import as_keys
-from keras_recae.models._common import (
-    build_stack,
+from keras_recae.checks import (
     check_activation,
     check_choice,
     check_hidden_dims,
     check_non_negative,
+    check_positive_int,
 )
+from keras_recae.data import ids
+from keras_recae.data.vectors import as_keys
+from keras_recae.keras_overrides import DistributedTrainerOverrides
+from keras_recae.models.building import build_stack
+from keras_recae.models.loss_parts_training import LossPartsTraining
 
 NORMALIZATIONS = ("none", "l2", "standardize")
 RECONSTRUCTIONS = ("mse", "cosine")
-_KEYS_FILE = "item_ids.json"
 _VECTORS_FILE = "item_vectors.npy"
 # Rows of zero norm, and dimensions that never vary, are left as they are.
 _EPSILON = 1e-12
@@ -31,7 +32,7 @@ _DEFAULT_BATCH_SIZE = 32
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class EmbeddingRefiner(keras.Model):
+class EmbeddingRefiner(LossPartsTraining, DistributedTrainerOverrides, keras.Model):
     """An autoencoder that compresses item vectors trained elsewhere into refined ones.
 
     Subclasses define the code (`EmbeddingAutoencoder`, `DenoisingEmbeddingAutoencoder`,
@@ -75,6 +76,8 @@ class EmbeddingRefiner(keras.Model):
         seed: int | None. Seed of the model's randomness. Defaults to `None`.
     """
 
+    part_names = ("loss", "reconstruction")
+
     def __init__(
         self,
         latent_dim: int = 64,
@@ -88,15 +91,7 @@ class EmbeddingRefiner(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(latent_dim, bool)
-            or not isinstance(latent_dim, (int, np.integer))
-            or latent_dim < 1
-        ):
-            raise ValueError(
-                f"`latent_dim` should be a positive integer. Received: latent_dim={latent_dim}"
-            )
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.hidden_dims = check_hidden_dims(hidden_dims, allow_empty=True)
         self.activation = check_activation(activation)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
@@ -117,8 +112,6 @@ class EmbeddingRefiner(keras.Model):
         ]
         self.item_ids = None
         self.item_vectors = None
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     # -- structure ----------------------------------------------------------------------
 
@@ -190,10 +183,7 @@ class EmbeddingRefiner(keras.Model):
             raise ValueError("`adapt` received no vectors")
         count, total, squares, unit_total, unit_squares = totals
         if not self.built:
-            # A model created under a tf.distribute strategy keeps its weights mirrored.
-            strategy = distribute.model_strategy(self)
-            with strategy.scope() if strategy is not None else contextlib.nullcontext():
-                self.build((None, len(total)))
+            self.build_for_fit((None, len(total)))
         if len(total) != self.input_dim:
             raise ValueError(
                 f"The vectors should have {self.input_dim} dimensions, as the model was built "
@@ -253,7 +243,7 @@ class EmbeddingRefiner(keras.Model):
         if not self.is_adapted():
             self.adapt(x)
         data = x
-        strategy = distribute.model_strategy(self)
+        strategy = self.fit_strategy()
         if strategy is not None:
             if not isinstance(x, tf.data.Dataset):
                 shuffle = kwargs.pop("shuffle", True)
@@ -271,18 +261,6 @@ class EmbeddingRefiner(keras.Model):
             self.center_codes(x)
         return history
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy Keras builds the model from a first batch it takes from the
-        # training iterator, which the replicas then never train on. `fit` builds the model
-        # (`adapt`) beforehand: only the optimizer is left to build, from the weights.
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or not self.built:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        with strategy.scope():
-            if self.optimizer is not None and not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
-            self._post_build()
-
     def training_batches(
         self, vectors, batch_size: int = _DEFAULT_BATCH_SIZE, shuffle: bool = True, seed=None
     ) -> tf.data.Dataset:
@@ -299,12 +277,7 @@ class EmbeddingRefiner(keras.Model):
             shuffle: bool. Whether to reshuffle the rows on each pass. Defaults to `True`.
             seed: int | None. Seed of the shuffle. Defaults to `None`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            batch_size = 0
-        if batch_size < 1:
-            raise ValueError(
-                f"`batch_size` should be a positive integer. Received: batch_size={batch_size}"
-            )
+        batch_size = check_positive_int("batch_size", batch_size)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or not len(vectors):
             raise ValueError(
@@ -404,19 +377,20 @@ class EmbeddingRefiner(keras.Model):
         errors = (outputs - targets) / self.spread
         return keras.ops.mean(errors * errors, axis=-1)
 
-    def loss_parts(self, inputs, training=False, weights=None) -> dict:
-        """The loss and its parts for a batch of raw vectors.
+    def loss_parts(self, data, training: bool = False) -> dict:
+        """The loss and its parts for a batch of raw vectors, before the weight penalty.
 
-        `weights` (shape [batch], by default ones) weigh the rows' losses; under a
-        `tf.distribute` strategy the parts are this replica's shares of the global
-        batch's weighted means (see `batch_mean`).
+        `data` is the rows, or Keras's `(x, y, sample_weight)` whose row weights (shape
+        [batch], by default ones) weigh the rows' losses; under a `tf.distribute`
+        strategy the parts are this replica's shares of the global batch's weighted means
+        (see `batch_mean`).
         """
-        if not self.built:
-            self.build(tuple(inputs.shape))
+        inputs, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+        self.ensure_built(inputs)
         targets = self.normalize(inputs)
         outputs = self.decode(self.code(self.corrupt(targets, training), training))
         reconstruction = self.batch_mean(self.reconstruction_loss(outputs, targets), weights)
-        return {"loss": reconstruction + self.penalty(), "reconstruction": reconstruction}
+        return {"loss": reconstruction, "reconstruction": reconstruction}
 
     def batch_mean(self, values, weights=None):
         """The weighted mean of per-row `values` over the global batch (this replica's share).
@@ -429,49 +403,9 @@ class EmbeddingRefiner(keras.Model):
             weights = keras.ops.ones_like(values)
         return distribute.replica_mean(values, keras.ops.cast(weights, values.dtype))
 
-    def penalty(self):
-        """The weight penalty; under a strategy each replica's share of it."""
-        if not self.losses:
-            return 0.0
-        return distribute.replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
-
-    def train_step(self, data):
-        inputs, weights = _rows_and_weights(data)
-        with tf.GradientTape() as tape:
-            parts = self.loss_parts(inputs, training=True, weights=weights)
-            scaled = self.optimizer.scale_loss(parts["loss"])
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self.track(parts)
-
-    def test_step(self, data):
-        inputs, weights = _rows_and_weights(data)
-        return self.track(self.loss_parts(inputs, training=False, weights=weights))
-
-    def trackers(self) -> dict:
-        return {"loss": self.loss_tracker, "reconstruction": self.reconstruction_tracker}
-
-    # Parts that are the same on every replica rather than shares of the global batch's.
-    replicated_parts = ()
-
-    def track(self, parts: dict) -> dict:
-        # Under a strategy the replicas' shares are summed, so every replica tracks the
-        # global batch's values and Keras's averaging over replicas changes nothing.
-        shares = {k: v for k, v in parts.items() if k not in self.replicated_parts}
-        parts = {**parts, **distribute.global_sum(shares)}
-        trackers = self.trackers()
-        for name, value in parts.items():
-            trackers[name].update_state(value)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return list(self.trackers().values())
-
     def is_trained(self) -> bool:
         """Whether the weights were ever fitted: at least one optimizer step."""
-        optimizer = getattr(self, "optimizer", None)
-        return optimizer is not None and int(optimizer.iterations) > 0
+        return self.compiled and int(self.optimizer.iterations) > 0
 
     # -- refined vectors and the catalogue ----------------------------------------------
 
@@ -526,21 +460,15 @@ class EmbeddingRefiner(keras.Model):
     def save_assets(self, dir_path):
         if self.item_ids is None:
             return
-        kind = "int64" if self.item_ids.dtype.kind in "iu" else "string"
-        ids = [int(i) if kind == "int64" else str(i) for i in self.item_ids.tolist()]
-        with open(os.path.join(dir_path, _KEYS_FILE), "w", encoding="utf-8") as file:
-            json.dump({"dtype": kind, "ids": ids}, file)
+        ids.write_id_asset(dir_path, ids.ITEM_IDS_FILE, self.item_ids)
         np.save(os.path.join(dir_path, _VECTORS_FILE), self.item_vectors)
 
     def load_assets(self, dir_path):
-        path = os.path.join(dir_path, _KEYS_FILE)
-        if not os.path.exists(path):
+        item_ids = ids.read_id_asset(dir_path, ids.ITEM_IDS_FILE)
+        if item_ids is None:
             return
-        with open(path, encoding="utf-8") as file:
-            content = json.load(file)
-        dtype = np.int64 if content["dtype"] == "int64" else object
         vectors = np.load(os.path.join(dir_path, _VECTORS_FILE), allow_pickle=False)
-        self.set_items(np.asarray(content["ids"], dtype=dtype), vectors)
+        self.set_items(item_ids, vectors)
 
     def get_config(self):
         config = super().get_config()
@@ -557,12 +485,6 @@ class EmbeddingRefiner(keras.Model):
             }
         )
         return config
-
-
-def _rows_and_weights(data):
-    """The rows of a training batch and their weights (None: all 1), as Keras packs them."""
-    inputs, _, weights = keras.utils.unpack_x_y_sample_weight(data)
-    return inputs, weights
 
 
 def _check_finite(data) -> None:

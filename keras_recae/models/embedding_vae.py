@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.checks import check_non_negative, check_non_negative_int
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.losses import gaussian_kl
-from keras_recae.models._common import check_non_negative
 from keras_recae.models.embedding_refiner import EmbeddingRefiner
 
 
@@ -59,6 +59,10 @@ class EmbeddingVAE(EmbeddingRefiner):
         Variational Framework. ICLR 2017.
     """
 
+    part_names = ("loss", "reconstruction", "kl", "beta")
+    # The same on every replica: tracked as it is, not summed over the replicas.
+    replicated_parts = ("beta",)
+
     def __init__(
         self,
         latent_dim: int = 64,
@@ -85,15 +89,8 @@ class EmbeddingVAE(EmbeddingRefiner):
             **kwargs,
         )
         self.beta = check_non_negative("beta", beta)
-        if isinstance(anneal_steps, bool) or int(anneal_steps) != anneal_steps or anneal_steps < 0:
-            raise ValueError(
-                "`anneal_steps` should be a non-negative integer. "
-                f"Received: anneal_steps={anneal_steps}"
-            )
-        self.anneal_steps = int(anneal_steps)
+        self.anneal_steps = check_non_negative_int("anneal_steps", anneal_steps)
         self.sampling = GaussianSampling(seed=seed, name="sampling")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.beta_tracker = keras.metrics.Mean(name="beta")
 
     def code_units(self) -> int:
         return 2 * self.latent_dim
@@ -118,12 +115,9 @@ class EmbeddingVAE(EmbeddingRefiner):
         step = keras.ops.cast(self.optimizer.iterations, "float32")
         return self.beta * keras.ops.minimum(1.0, step / float(self.anneal_steps))
 
-    # The same on every replica: tracked as it is, not summed over the replicas.
-    replicated_parts = ("beta",)
-
-    def loss_parts(self, inputs, training=False, weights=None) -> dict:
-        if not self.built:
-            self.build(tuple(inputs.shape))
+    def loss_parts(self, data, training: bool = False) -> dict:
+        inputs, _, weights = keras.utils.unpack_x_y_sample_weight(data)
+        self.ensure_built(inputs)
         targets = self.normalize(inputs)
         mean, log_var = self.posterior_parameters(self.corrupt(targets, training))
         outputs = self.decode(self.sampling([mean, log_var], training=training))
@@ -132,14 +126,11 @@ class EmbeddingVAE(EmbeddingRefiner):
         kl = self.batch_mean(gaussian_kl(mean, log_var), weights)
         beta = self.current_beta()
         return {
-            "loss": reconstruction + beta * kl + self.penalty(),
+            "loss": reconstruction + beta * kl,
             "reconstruction": reconstruction,
             "kl": kl,
             "beta": beta,
         }
-
-    def trackers(self) -> dict:
-        return {**super().trackers(), "kl": self.kl_tracker, "beta": self.beta_tracker}
 
     def get_config(self):
         config = super().get_config()

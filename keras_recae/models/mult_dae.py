@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import keras
 
-from keras_recae.distribute import replica_mean, replica_share
+from keras_recae.checks import check_hidden_dims, check_non_negative, check_rate
+from keras_recae.distribute import replica_mean, weight_penalty
 from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import multinomial_nll
-from keras_recae.models._common import (
-    build_stack,
-    check_hidden_dims,
-    check_non_negative,
-    check_rate,
-    vae_cf_dense,
-)
+from keras_recae.models.building import build_stack, features, vae_cf_dense
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
@@ -25,9 +20,9 @@ class MultDAE(Recommender):
     The input row is L2-normalised and dropped out in training, passed
     through tanh layers down to the code and back up, and the output logits
     are trained with the multinomial negative log-likelihood plus an L2
-    penalty on the kernels. Under a `tf.distribute` strategy each replica's loss is its
-    share of the global batch's, the convention of Keras's `compute_loss` (see
-    `keras_recae.distribute`).
+    penalty on the kernels, in Keras's own train step (`compute_loss`). Under a
+    `tf.distribute` strategy each replica's loss is its share of the global batch's,
+    the convention of Keras's `compute_loss` (see `keras_recae.distribute`).
 
     Args:
         hidden_dims: list of int. Encoder widths, the last one being the
@@ -55,6 +50,8 @@ class MultDAE(Recommender):
         Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for
         Collaborative Filtering. WWW 2018.
     """
+
+    has_encoder = True
 
     def __init__(
         self,
@@ -98,10 +95,10 @@ class MultDAE(Recommender):
         return h
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        inputs = x[0] if isinstance(x, (tuple, list)) else x
+        inputs = features(x)
         nll = replica_mean(multinomial_nll(y_pred, inputs), row_counts(inputs) > 0)
         if self.losses:
-            nll = nll + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
+            nll = nll + weight_penalty(self.losses)
         return nll
 
     def get_config(self):

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
-from keras_recae.distribute import global_sum, replica_mean, replica_share
+from keras_recae.checks import (
+    check_hidden_dims,
+    check_non_negative,
+    check_positive_int,
+    check_rate,
+)
+from keras_recae.distribute import replica_mean
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import gaussian_kl, multinomial_nll
-from keras_recae.models._common import (
-    build_stack,
-    check_hidden_dims,
-    check_non_negative,
-    check_rate,
-    features,
-    vae_cf_dense,
-)
+from keras_recae.models.building import build_stack, features, vae_cf_dense
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class MultVAE(Recommender):
+class MultVAE(LossPartsTraining, Recommender):
     """Variational autoencoder for collaborative filtering (Mult-VAE).
 
     The input row is L2-normalised, dropped out in training, and encoded by
@@ -64,6 +63,11 @@ class MultVAE(Recommender):
         Collaborative Filtering. WWW 2018.
     """
 
+    part_names = ("loss", "nll", "kl", "beta")
+    # The same on every replica: tracked as it is, not summed over the replicas.
+    replicated_parts = ("beta",)
+    has_encoder = True
+
     def __init__(
         self,
         hidden_dims=(600, 200),
@@ -79,12 +83,7 @@ class MultVAE(Recommender):
         self.hidden_dims = check_hidden_dims(hidden_dims)
         self.dropout = check_rate("dropout", dropout)
         self.beta_cap = check_non_negative("beta_cap", beta_cap)
-        if int(total_anneal_steps) < 1:
-            raise ValueError(
-                "`total_anneal_steps` should be a positive integer. "
-                f"Received: total_anneal_steps={total_anneal_steps}"
-            )
-        self.total_anneal_steps = int(total_anneal_steps)
+        self.total_anneal_steps = check_positive_int("total_anneal_steps", total_anneal_steps)
         self.beta = None if beta is None else check_non_negative("beta", beta)
         self.l2 = check_non_negative("l2", l2)
         self.seed = seed
@@ -100,10 +99,6 @@ class MultVAE(Recommender):
             vae_cf_dense(units, "tanh", f"decoder_{i}", self.l2)
             for i, units in enumerate(reversed(hidden))
         ]
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.beta_tracker = keras.metrics.Mean(name="beta")
 
     def build(self, input_shape):
         n_items = input_shape[-1]
@@ -141,7 +136,8 @@ class MultVAE(Recommender):
         step = keras.ops.cast(self.optimizer.iterations, "float32")
         return keras.ops.minimum(self.beta_cap, step / float(self.total_anneal_steps))
 
-    def _loss_parts(self, inputs, training):
+    def loss_parts(self, data, training: bool) -> dict:
+        inputs = features(data)
         self.ensure_built(inputs)
         mean, log_var = self.posterior_parameters(inputs, training=training)
         logits = self.decode(self.sampling([mean, log_var], training=training))
@@ -150,34 +146,7 @@ class MultVAE(Recommender):
         nll = replica_mean(multinomial_nll(logits, inputs), present)
         kl = replica_mean(gaussian_kl(mean, log_var), present)
         beta = self.current_beta()
-        loss = nll + beta * kl
-        if self.losses:
-            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
-        return loss, nll, kl, beta
-
-    def train_step(self, data):
-        inputs = features(data)
-        with tf.GradientTape() as tape:
-            loss, nll, kl, beta = self._loss_parts(inputs, training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(loss, nll, kl, beta)
-
-    def test_step(self, data):
-        return self._track(*self._loss_parts(features(data), training=False))
-
-    def _track(self, loss, nll, kl, beta):
-        loss, nll, kl = global_sum((loss, nll, kl))
-        self.loss_tracker.update_state(loss)
-        self.nll_tracker.update_state(nll)
-        self.kl_tracker.update_state(kl)
-        self.beta_tracker.update_state(beta)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.nll_tracker, self.kl_tracker, self.beta_tracker]
+        return {"loss": nll + beta * kl, "nll": nll, "kl": kl, "beta": beta}
 
     def get_config(self):
         config = super().get_config()

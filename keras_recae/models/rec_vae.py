@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from keras_recae.checks import (
+    check_non_negative,
+    check_positive_int,
+    check_rate,
+    describe_structure,
+)
 from keras_recae.data.pipeline import sparse_batches
-from keras_recae.distribute import global_sum, replica_mean, replica_share, switch
+from keras_recae.distribute import replica_mean, switch
 from keras_recae.layers.composite_prior import CompositePrior
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.layers.rec_vae_encoder import RecVAEEncoder, torch_linear_initializers
 from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import gaussian_log_density, multinomial_nll
-from keras_recae.models._common import check_non_negative, check_rate, describe_structure
+from keras_recae.models.building import features
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts, row_sums
 
@@ -22,14 +28,8 @@ ENCODER_PHASE = 0
 DECODER_PHASE = 1
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` should be a positive integer. Received: {name}={value}")
-    return int(value)
-
-
 @keras.saving.register_keras_serializable(package="keras_recae")
-class RecVAE(Recommender):
+class RecVAE(LossPartsTraining, Recommender):
     """RecVAE: a variational autoencoder trained with alternating encoder and decoder updates.
 
     The input row is L2-normalised, dropped out while the encoder trains, and mapped by
@@ -88,6 +88,9 @@ class RecVAE(Recommender):
         Autoencoder for Top-N Recommendations with Implicit Feedback. WSDM 2020.
     """
 
+    part_names = ("loss", "nll", "kl")
+    has_encoder = True
+
     def __init__(
         self,
         hidden_dim: int = 600,
@@ -103,14 +106,14 @@ class RecVAE(Recommender):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_dim = _check_positive_int("hidden_dim", hidden_dim)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.n_layers = _check_positive_int("n_layers", n_layers)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.n_layers = check_positive_int("n_layers", n_layers)
         self.dropout = check_rate("dropout", dropout)
         self.gamma = check_non_negative("gamma", gamma)
         self.beta = None if beta is None else check_non_negative("beta", beta)
-        self.n_enc_epochs = _check_positive_int("n_enc_epochs", n_enc_epochs)
-        self.n_dec_epochs = _check_positive_int("n_dec_epochs", n_dec_epochs)
+        self.n_enc_epochs = check_positive_int("n_enc_epochs", n_enc_epochs)
+        self.n_dec_epochs = check_positive_int("n_dec_epochs", n_dec_epochs)
         self.seed = seed
         self.prior = CompositePrior(mixture_weights, name="prior")
         self.mixture_weights = self.prior.mixture_weights
@@ -122,9 +125,6 @@ class RecVAE(Recommender):
         self.prior_encoder = RecVAEEncoder(**encoder_args, name="prior_encoder")
         self.sampling = GaussianSampling(seed=None if seed is None else seed + 1, name="sampling")
         self.decoder_optimizer = None
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
 
     def build(self, input_shape):
         n_items = input_shape[-1]
@@ -188,7 +188,7 @@ class RecVAE(Recommender):
 
     def _build_optimizers(self):
         """Creates each optimizer's slots for its own half of the weights only."""
-        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+        if self.compiled and not self.optimizer.built:
             self.optimizer.build(self.encoder.trainable_variables)
         if self.decoder_optimizer is not None and not self.decoder_optimizer.built:
             self.decoder_optimizer.build(self.decoder.trainable_variables)
@@ -242,16 +242,18 @@ class RecVAE(Recommender):
             return keras.ops.full_like(sums, self.beta)
         return self.gamma * sums
 
-    def loss_parts(self, inputs, dropout: bool, training: bool):
+    def loss_parts(self, data, training: bool, dropout: bool = False) -> dict:
         """The loss, its negative log-likelihood and its weighted KL term, each a batch mean.
 
         Under a `tf.distribute` strategy, this replica's shares of the global batch's means.
 
         Args:
-            inputs: tf.SparseTensor. A batch of users' rows; empty rows are left out.
-            dropout: bool. Whether the encoder's input is dropped out.
+            data: tf.SparseTensor, or a tuple whose first part it is. A batch of users'
+                rows; empty rows are left out.
             training: bool. Whether `z` is sampled (else the posterior mean).
+            dropout: bool. Whether the encoder's input is dropped out. Defaults to `False`.
         """
+        inputs = features(data)
         self.ensure_built(inputs)
         normalized = l2_normalize_rows(inputs)
         mean, log_var = self.encoder(self.input_dropout(normalized, training=dropout))
@@ -263,10 +265,7 @@ class RecVAE(Recommender):
         present = row_counts(inputs) > 0
         nll = replica_mean(multinomial_nll(logits, inputs), present)
         kl = replica_mean(self.kl_weights(inputs) * (log_q - log_p), present)
-        loss = nll + kl
-        if self.losses:
-            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
-        return loss, nll, kl
+        return {"loss": nll + kl, "nll": nll, "kl": kl}
 
     def refresh_prior(self) -> None:
         """Copies the encoder's weights into the prior's copy."""
@@ -274,11 +273,10 @@ class RecVAE(Recommender):
             target.assign(source)
 
     def _update(self, inputs, optimizer, variables, dropout: bool):
-        with tf.GradientTape() as tape:
-            loss, nll, kl = self.loss_parts(inputs, dropout=dropout, training=True)
-            scaled = optimizer.scale_loss(loss)
-        optimizer.apply(tape.gradient(scaled, variables), variables)
-        self._track(loss, nll, kl)
+        parts = self.minimize(
+            lambda: self.loss_parts(inputs, training=True, dropout=dropout), optimizer, variables
+        )
+        self.track(parts)
 
     def train_step(self, data):
         inputs, phase = self._phased(data)
@@ -306,10 +304,6 @@ class RecVAE(Recommender):
         )
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def test_step(self, data):
-        inputs = data[0] if isinstance(data, (tuple, list)) else data
-        return self._track(*self.loss_parts(inputs, dropout=False, training=False))
-
     def _phased(self, data):
         if (
             not isinstance(data, (tuple, list))
@@ -323,17 +317,6 @@ class RecVAE(Recommender):
                 f"`(x, phase)` pairs. Received elements: {describe_structure(data)}"
             )
         return data
-
-    def _track(self, loss, nll, kl):
-        loss, nll, kl = global_sum((loss, nll, kl))
-        self.loss_tracker.update_state(loss)
-        self.nll_tracker.update_state(nll)
-        self.kl_tracker.update_state(kl)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.nll_tracker, self.kl_tracker]
 
     def get_config(self):
         config = super().get_config()

@@ -1,22 +1,20 @@
-"""The scoring interface shared by every model of the zoo."""
+"""The scoring interface shared by every model of the zoo, and what a model declares."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import keras
-import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from keras_recae import distribute
+from keras_recae.data import ids
+from keras_recae.data.pipeline import sparse_batches
+from keras_recae.keras_overrides import DistributedTrainerOverrides
 from keras_recae.sparse_ops import mask_entries
-
-_VOCABULARY_FILE = "item_ids.json"
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class Recommender(keras.Model):
+class Recommender(DistributedTrainerOverrides, keras.Model):
     """A model that scores the whole catalogue from a user's sparse history.
 
     Subclasses implement `call(inputs, training=False)`, taking a
@@ -27,16 +25,32 @@ class Recommender(keras.Model):
     with the model in `.keras` files and become the vocabulary of the serving
     signatures.
 
-    Explicit-rating models set the class attribute `explicit = True`: their input
-    values are ratings and `call` returns predicted ratings, so the serving
-    signatures take `ratings` beside the item ids.
+    A model declares what it provides with class attributes, which the runner, the
+    evaluation and the serving exports read:
+
+    - `explicit`: its input values are ratings and `call` returns predicted ratings
+      (the serving signatures take `ratings` beside the item ids).
+    - `closed_form`: `fit(interactions)` solves for the weights; there is no gradient
+      step, no optimizer and no `tf.data` pipeline (EASE).
+    - `user_conditioned`: it keeps a node or weights per training user, scored by
+      `score_users(inputs, user_indices)`, and the raw ids of those users
+      (`user_ids`, set by `set_user_ids`).
+    - `has_encoder`: `encode` gives a user representation.
+
+    and, for training, `adapt(matrix)` (prepare for a training matrix),
+    `n_training_rows(matrix)` (the rows of one pass) and `training_batches(matrix,
+    batch_size)` (the `tf.data` pipeline `fit` takes).
     """
 
     explicit = False
+    closed_form = False
+    user_conditioned = False
+    has_encoder = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.item_ids = None
+        self.user_ids = None
 
     @property
     def n_items(self) -> int | None:
@@ -46,29 +60,54 @@ class Recommender(keras.Model):
 
     def set_item_ids(self, item_ids) -> None:
         """Records the raw item id of each column, in column order."""
-        item_ids = np.asarray(item_ids)
-        if item_ids.ndim != 1:
-            raise ValueError(
-                f"`item_ids` should be one-dimensional. Received shape {item_ids.shape}"
-            )
+        item_ids = ids.vocabulary(item_ids, "item_ids")
         if self.n_items is not None and len(item_ids) != self.n_items:
             raise ValueError(
                 f"`item_ids` should hold one id per item of the model ({self.n_items}). "
                 f"Received: {len(item_ids)} ids."
             )
-        if item_ids.dtype.kind not in "iu":
-            item_ids = item_ids.astype(str).astype(object)
         self.item_ids = item_ids
+
+    def set_user_ids(self, user_ids) -> None:
+        """Records the raw id of each training user, in row order (user-conditioned models).
+
+        Subclasses check the count against their users; this records the vocabulary.
+        """
+        if not self.user_conditioned:
+            raise ValueError(
+                f"{type(self).__name__} is not conditioned on users: it has no `user_ids`."
+            )
+        self.user_ids = ids.vocabulary(user_ids, "user_ids")
+
+    def score_users(self, inputs: tf.SparseTensor, user_indices):
+        """Scores with the weights of training users (`user_indices`, -1 for an unknown user).
+
+        Only models conditioned on users (`user_conditioned`) implement it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} is not conditioned on users: it has no `score_users`."
+        )
 
     def is_trained(self) -> bool:
         """Whether the weights were ever fitted: at least one optimizer step."""
-        optimizer = getattr(self, "optimizer", None)
-        return optimizer is not None and int(optimizer.iterations) > 0
+        return self.compiled and int(self.optimizer.iterations) > 0
 
-    def ensure_built(self, inputs: tf.SparseTensor) -> None:
-        """Builds the model from a batch; Keras leaves that to the first step on TensorFlow."""
+    # -- training -----------------------------------------------------------------------
+
+    def adapt(self, matrix: sp.csr_matrix) -> None:
+        """Prepares the model for a users x items training matrix: builds it if needed."""
         if not self.built:
-            self.build(tuple(inputs.shape))
+            self.build_for_fit((None, matrix.shape[1]))
+
+    def n_training_rows(self, matrix: sp.csr_matrix) -> int:
+        """The rows of one pass over a training matrix: its users."""
+        return matrix.shape[0]
+
+    def training_batches(
+        self, matrix: sp.csr_matrix, batch_size: int, shuffle: bool = True, seed=None
+    ) -> tf.data.Dataset:
+        """The `tf.data` pipeline of a training matrix that `fit` takes: `sparse_batches`."""
+        return sparse_batches(matrix, batch_size, shuffle=shuffle, seed=seed)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`; under a `tf.distribute` strategy, each replica gets its users.
@@ -79,47 +118,14 @@ class Recommender(keras.Model):
         of each global batch of `B` users, and `steps_per_epoch` defaults to the batches
         of one pass. The other arguments are those of `keras.Model.fit`.
         """
-        strategy = distribute.model_strategy(self)
+        strategy = self.fit_strategy()
         if strategy is not None and isinstance(x, tf.data.Dataset):
             x, steps = distribute.distribute_batches(strategy, x)
             if kwargs.get("steps_per_epoch") is None and len(args) < 11:
                 kwargs["steps_per_epoch"] = steps
         return super().fit(x, y, *args, **kwargs)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy Keras builds the model from the first distributed batch averaged
-        # over the replicas, which SparseTensors cannot be: the model builds itself from the
-        # first replica's part instead (its shape is all `build` needs).
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or iterator is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        with strategy.scope():
-            if not self.built:
-                for _, _, batches in iterator:
-                    batch = next(batches)
-                    break
-                batch = tf.nest.map_structure(
-                    lambda part: strategy.experimental_local_results(part)[0], batch
-                )
-                self.ensure_built(batch[0] if isinstance(batch, (tuple, list)) else batch)
-            if self.optimizer is not None and not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
-            self._post_build()
-
-    def _make_function(self, step_function):
-        # Across workers Keras averages each log of a train or test step along its first
-        # axis, which scalars lack (tensorflow/tensorflow#72388): they get one.
-        if not distribute.is_multi_worker(getattr(self, "_distribute_strategy", None)):
-            return super()._make_function(step_function)
-
-        def step(data):
-            logs = step_function(data)
-            return tf.nest.map_structure(
-                lambda value: keras.ops.reshape(value, (1,)) if value.shape.rank == 0 else value,
-                logs,
-            )
-
-        return super()._make_function(step)
+    # -- scoring ------------------------------------------------------------------------
 
     def encode(self, inputs: tf.SparseTensor):
         """The user representation of each row (posterior mean for VAEs)."""
@@ -137,21 +143,19 @@ class Recommender(keras.Model):
         scores, indices = tf.math.top_k(scores, k=k)
         return indices, scores
 
+    # -- saving -------------------------------------------------------------------------
+
     def save_assets(self, dir_path):
-        if self.item_ids is None:
-            return
-        kind = "int64" if self.item_ids.dtype.kind in "iu" else "string"
-        ids = (
-            [int(i) for i in self.item_ids] if kind == "int64" else [str(i) for i in self.item_ids]
-        )
-        with open(os.path.join(dir_path, _VOCABULARY_FILE), "w", encoding="utf-8") as file:
-            json.dump({"dtype": kind, "ids": ids}, file)
+        if self.item_ids is not None:
+            ids.write_id_asset(dir_path, ids.ITEM_IDS_FILE, self.item_ids)
+        if self.user_ids is not None:
+            ids.write_id_asset(dir_path, ids.USER_IDS_FILE, self.user_ids)
 
     def load_assets(self, dir_path):
-        path = os.path.join(dir_path, _VOCABULARY_FILE)
-        if not os.path.exists(path):
-            return
-        with open(path, encoding="utf-8") as file:
-            content = json.load(file)
-        dtype = np.int64 if content["dtype"] == "int64" else object
-        self.set_item_ids(np.asarray(content["ids"], dtype=dtype))
+        item_ids = ids.read_id_asset(dir_path, ids.ITEM_IDS_FILE)
+        if item_ids is not None:
+            self.set_item_ids(item_ids)
+        user_ids = ids.read_id_asset(dir_path, ids.USER_IDS_FILE)
+        # Files of the earlier command line hold the users of user-based AutoRecs too.
+        if user_ids is not None and self.user_conditioned:
+            self.set_user_ids(user_ids)

@@ -5,25 +5,22 @@ The gRPC client and the warm-up records need the `serving` extra
 """
 
 from keras_recae.serving.errors import ServingError
-from keras_recae.serving.export import export
+from keras_recae.serving.export import export, export_refiner
 from keras_recae.serving.grpc_client import GrpcClient
-from keras_recae.serving.refiner_export import (
-    REFINE,
-    SIMILAR_ITEMS,
-    RefinerModule,
-    export_refiner,
-)
+from keras_recae.serving.refiner_module import RefinerModule
 from keras_recae.serving.rest_client import RestClient
 from keras_recae.serving.saved_model_client import SavedModelClient
 from keras_recae.serving.serving_client import ServingClient
-from keras_recae.serving.serving_module import (
+from keras_recae.serving.serving_module import ServingModule
+from keras_recae.serving.signatures import (
     ENCODE,
     MISSING_SCORE,
     RECOMMEND,
     RECOMMEND_FOR_USER,
+    REFINE,
     SCORE,
     SERVING_DEFAULT,
-    ServingModule,
+    SIMILAR_ITEMS,
 )
 from keras_recae.serving.versions import next_version, version_dir
 from keras_recae.serving.warmup import read_warmup_requests, write_warmup_requests

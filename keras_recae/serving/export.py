@@ -1,4 +1,4 @@
-"""SavedModel export of a `Recommender` in TF Serving's layout, written atomically."""
+"""SavedModel export of a model in TF Serving's layout, written atomically."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
+import tensorflow as tf
 
+import keras_recae.serving.warmup as warmup_records
+from keras_recae.checks import check_positive_int
+from keras_recae.models import EmbeddingRefiner, Recommender
+from keras_recae.serving.refiner_module import RefinerModule
+from keras_recae.serving.serving_module import ServingModule
 from keras_recae.serving.versions import next_version
 
+# The model name of the warm-up requests, for both kinds of models: the name
+# `export/models.config` serves. `keras-recae export` passes the base directory's name.
 DEFAULT_MODEL_NAME = "recommender"
 
 
@@ -23,24 +30,25 @@ def export(
     model_name: str = DEFAULT_MODEL_NAME,
     warmup: bool = True,
 ) -> Path:
-    """Exports a trained `Recommender` as `base_dir/<version>/`, ready for TF Serving.
+    """Exports a trained model as `base_dir/<version>/`, ready for TF Serving.
 
-    An `EmbeddingRefiner` goes to `export_refiner` (signatures `refine` and
-    `similar_items`), under the same layout and rules.
+    A `Recommender` is served by a `ServingModule`, an `EmbeddingRefiner` by a
+    `RefinerModule` (see them for the signatures); both take and return raw item ids
+    (int64 when every training id is an integer, else string; the column indices when a
+    recommender has no `item_ids`), padded to a rectangle with -1 or "".
 
-    The SavedModel takes and returns raw item ids (int64 when every training id is an
-    integer, else string; the column indices when the model has no `item_ids`), padded
-    to a rectangle with -1 or "". Its signatures (see `ServingModule`) are
-    `serving_default` and `recommend` (history -> top-`k` `item_ids` and `scores`, the
-    history never recommended), `score` (history and `candidate_ids` -> `scores`;
-    unknown candidates score `MISSING_SCORE`), `encode` (history -> `embedding`, where
-    the model has `encode`) and, for models with `user_ids` and `score_users`,
-    `recommend_for_user`. Explicit-rating models (`explicit = True`) take `ratings`
-    beside `item_ids`. An empty or all-unknown history gets the model's prediction for
-    an empty input. Everything lives in the graph: it runs where only TensorFlow is
-    installed. Requests should start every row with one padding id, which keeps TF
-    Serving's batching (`pad_variable_length_inputs`) from adding a user's first item
-    to the other users of a request; the clients of this package do so.
+    For a recommender: `serving_default` and `recommend` (history -> top-`k` `item_ids`
+    and `scores`, the history never recommended), `score` (history and `candidate_ids`
+    -> `scores`; unknown candidates score `MISSING_SCORE`), `encode` (history ->
+    `embedding`, for models with an encoder, `model.has_encoder`) and, for models
+    conditioned on users (`model.user_conditioned`), `recommend_for_user`.
+    Explicit-rating models (`model.explicit`) take `ratings` beside `item_ids`. An empty
+    or all-unknown history gets the model's prediction for an empty input. For a refiner:
+    `refine` (vectors -> refined vectors) and `similar_items` (ids -> top-`k` ids by
+    cosine), also `serving_default`. Everything lives in the graph: it runs where only
+    TensorFlow is installed. Requests should start every row with one padding id, which
+    keeps TF Serving's batching (`pad_variable_length_inputs`) from adding a user's first
+    item to the other users of a request; the clients of this package do so.
 
     The SavedModel is written to a hidden temporary directory of `base_dir` (TF Serving
     only loads integer-named ones) and renamed into place, so a running server never
@@ -48,11 +56,13 @@ def export(
     `PredictionLog` per signature, replayed by TF Serving when it loads the model.
 
     Args:
-        model: Recommender. A trained model (`model.is_trained()`).
+        model: Recommender | EmbeddingRefiner. A trained model (`model.is_trained()`);
+            a refiner with its catalogue (`set_items`).
         base_dir: path. The model's base directory, created if missing.
         version: int | None. The version number; the next free one by default. An
             existing version is never overwritten. Defaults to `None`.
-        k: int. Items per recommendation, at most the catalogue size. Defaults to `100`.
+        k: int. Items per recommendation (per `similar_items` answer), at most the
+            catalogue size. Defaults to `100`.
         model_name: str. The model name written in the warm-up requests. Defaults to
             `"recommender"`, the name used by `export/models.config`.
         warmup: bool. Whether to write the warm-up records (they need the
@@ -62,7 +72,9 @@ def export(
         The path of the new version directory.
 
     Raises:
-        ValueError: for a model never trained, or `k` outside [1, n_items].
+        TypeError: for a model that is neither a `Recommender` nor an `EmbeddingRefiner`.
+        ValueError: for a model never trained, a refiner without a catalogue, or `k`
+            outside [1, n_items].
         FileExistsError: when `version` is given and exists.
 
     Example:
@@ -73,48 +85,45 @@ def export(
     path = export(model, "export/models/recommender", k=100)
     ```
     """
-    import tensorflow as tf
-
-    from keras_recae.models.embedding_refiner import EmbeddingRefiner
-    from keras_recae.serving.serving_module import ServingModule
-    from keras_recae.serving.warmup import warmup_inputs, write_warmup_requests
-
-    if isinstance(model, EmbeddingRefiner):
-        from keras_recae.serving.refiner_export import export_refiner
-
-        return export_refiner(
-            model, base_dir, version=version, k=k, model_name=model_name, warmup=warmup
-        )
-    trained = getattr(model, "is_trained", None)
-    if trained is None or not trained():
-        raise ValueError(
-            f"This {type(model).__name__} was never trained (no optimizer step, or EASE not "
-            "fitted): exporting it would serve random scores. Train it first."
-        )
-    check_version(base_dir, version)
-    module = ServingModule(model, k)
+    module_class = module_class_for(model)
+    module_class.check_trained(model)
+    version = check_version(base_dir, version)
+    module = module_class(model, k)
     signatures = module.signatures()
 
     def write(temporary: Path) -> None:
         tf.saved_model.save(module, str(temporary), signatures=signatures)
         if warmup:
-            requests = warmup_inputs(
-                list(signatures), module.item_ids, module.explicit, module.user_ids
-            )
-            write_warmup_requests(temporary, model_name, requests)
+            requests = module.warmup_inputs(list(signatures))
+            warmup_records.write_warmup_requests(temporary, model_name, requests)
 
     return save_version(base_dir, version, write)
 
 
-def check_version(base_dir, version: int | None) -> None:
-    """Refuses a version that is not a positive integer, or that exists under `base_dir`."""
-    if version is not None and (
-        not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 1
-    ):
-        raise ValueError(f"`version` should be a positive integer. Received: version={version}")
+# The name notebooks and scripts used for refiners before `export` took every model.
+export_refiner = export
+
+
+def module_class_for(model) -> type:
+    """The serving module of a model: `RefinerModule` for refiners, else `ServingModule`."""
+    if isinstance(model, EmbeddingRefiner):
+        return RefinerModule
+    if isinstance(model, Recommender):
+        return ServingModule
+    raise TypeError(
+        f"`model` should be a Recommender or an EmbeddingRefiner. Received: {type(model).__name__}"
+    )
+
+
+def check_version(base_dir, version: int | None) -> int | None:
+    """`version` as an int; refuses one that is not positive, or that exists under `base_dir`."""
+    if version is None:
+        return None
+    version = check_positive_int("version", version)
     target = Path(base_dir) / str(version)
-    if version is not None and target.exists():
+    if target.exists():
         raise FileExistsError(f"{target} exists; versions are never overwritten")
+    return version
 
 
 def save_version(base_dir, version: int | None, write) -> Path:
@@ -131,7 +140,7 @@ def save_version(base_dir, version: int | None, write) -> Path:
     Returns:
         The path of the new version directory.
     """
-    check_version(base_dir, version)
+    version = check_version(base_dir, version)
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version or 'next'}-", dir=base))

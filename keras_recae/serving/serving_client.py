@@ -6,13 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_recae.serving.serving_module import (
-    INT_PADDING,
-    RECOMMEND_FOR_USER,
-    SCORE,
-    SERVING_DEFAULT,
-    STRING_PADDING,
-)
+from keras_recae.data.ids import is_integer_kind, padding_of
+from keras_recae.serving.signatures import ENCODE, RECOMMEND_FOR_USER, SCORE, SERVING_DEFAULT
 
 _DTYPE_NAMES = {"DT_INT64": "int64", "DT_STRING": "string", "DT_FLOAT": "float32"}
 
@@ -133,7 +128,7 @@ class ServingClient:
 
     def encode(self, histories, ratings=None) -> np.ndarray:
         """The user representation of each history (posterior mean for VAEs), [batch, d]."""
-        return self.predict(self._history_inputs(histories, ratings), "encode")["embedding"]
+        return self.predict(self._history_inputs(histories, ratings), ENCODE)["embedding"]
 
     def item_id_dtype(self, signature_name: str = SERVING_DEFAULT) -> str:
         """`"int64"` or `"string"`: the raw item ids of the model, from its metadata."""
@@ -181,7 +176,7 @@ def _as_output(value) -> np.ndarray:
         return np.array(texts, dtype=object).reshape(array.shape)
     if array.dtype.kind == "f":
         return array.astype(np.float32)
-    if array.dtype.kind in "iu":
+    if is_integer_kind(array):
         return array.astype(np.int64)
     return array
 
@@ -193,7 +188,7 @@ def _text(value) -> str:
 def _as_ids(rows, dtype=None, flat: bool = False) -> np.ndarray:
     """Raw ids as an int64 or str array; ragged rows padded with -1 or ""."""
     if isinstance(rows, np.ndarray):
-        return rows.astype(np.int64) if rows.dtype.kind in "iu" else _as_array(rows)
+        return rows.astype(np.int64) if is_integer_kind(rows) else _as_array(rows)
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
         raise ValueError(f"Expected a list of ids per user. Received: {rows!r}")
     if flat:
@@ -206,11 +201,11 @@ def _as_ids(rows, dtype=None, flat: bool = False) -> np.ndarray:
         rows = [list(row) for row in rows]
         values = [value for row in rows for value in row]
     dtype = np.dtype(_id_dtype(values) if dtype is None else dtype)
-    padding = INT_PADDING if dtype.kind in "iu" else STRING_PADDING
     if flat:
         return np.array(values, dtype=dtype)
     width = max((len(row) for row in rows), default=0)
-    array = np.full((len(rows), width), padding, dtype=dtype)
+    array = np.empty((len(rows), width), dtype=dtype)
+    array.fill(padding_of(array))
     for i, row in enumerate(rows):
         array[i, : len(row)] = row
     return array
@@ -220,12 +215,7 @@ def _lead_with_padding(array: np.ndarray) -> np.ndarray:
     """The array with one padding column in front (-1, "" or 0.0)."""
     if array.ndim != 2:
         return array
-    if array.dtype.kind in "iu":
-        fill = INT_PADDING
-    elif array.dtype.kind == "f":
-        fill = 0.0
-    else:
-        fill = STRING_PADDING
+    fill = 0.0 if array.dtype.kind == "f" else padding_of(array)
     column = np.full((array.shape[0], 1), fill, dtype=array.dtype)
     return np.concatenate([column, array], axis=1)
 

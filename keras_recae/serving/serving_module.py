@@ -5,65 +5,26 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-# Signature names, as in DESIGN.md's serving contract.
-SERVING_DEFAULT = "serving_default"
-RECOMMEND = "recommend"
-SCORE = "score"
-ENCODE = "encode"
-RECOMMEND_FOR_USER = "recommend_for_user"
-
-# What `score` returns for unknown or padding candidates, and `recommend` for slots with
-# no item left to recommend: float32's lowest finite value, since -inf is not valid JSON.
-MISSING_SCORE = float(np.finfo(np.float32).min)
-INT_PADDING = -1
-STRING_PADDING = ""
-
-
-def vocabulary_of(ids, n: int, what: str) -> np.ndarray:
-    """Raw ids as an int64 or str array; column indices where `ids` is None."""
-    if ids is None:
-        return np.arange(n, dtype=np.int64)
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or len(ids) != n:
-        raise ValueError(f"The model's `{what}` should hold {n} ids. Received shape {ids.shape}")
-    if ids.dtype.kind in "iu":
-        ids = ids.astype(np.int64)
-        padding = INT_PADDING
-    else:
-        ids = ids.astype(str).astype(object)
-        padding = STRING_PADDING
-    if np.any(ids == padding):
-        raise ValueError(
-            f"The model's `{what}` contain {padding!r}, the padding value of the serving "
-            "signatures; re-index the data so that no id equals it."
-        )
-    unique, counts = np.unique(ids, return_counts=True)
-    if len(unique) != len(ids):
-        raise ValueError(
-            f"The model's `{what}` should be unique. Repeated: {list(unique[counts > 1][:5])}"
-        )
-    return ids
+from keras_recae.data.ids import is_integer_kind, padding_of
+from keras_recae.serving.signature_module import (
+    SignatureModule,
+    after_check,
+    check_rank,
+    concrete_function,
+    lookup_table,
+    vocabulary_of,
+)
+from keras_recae.serving.signatures import (
+    ENCODE,
+    MISSING_SCORE,
+    RECOMMEND,
+    RECOMMEND_FOR_USER,
+    SCORE,
+    SERVING_DEFAULT,
+)
 
 
-def check_k(k, n_items: int) -> int:
-    """`k`, the items a signature returns, as an int in [1, n_items]."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-        raise ValueError(
-            f"`k` should be an integer in [1, {n_items}] (the catalogue size at export). "
-            f"Received: k={k}"
-        )
-    return int(k)
-
-
-def _lookup_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
-    dtype = tf.int64 if ids.dtype.kind in "iu" else tf.string
-    initializer = tf.lookup.KeyValueTensorInitializer(
-        tf.constant(ids.tolist(), dtype), tf.range(len(ids), dtype=tf.int64)
-    )
-    return tf.lookup.StaticHashTable(initializer, default_value=-1)
-
-
-class ServingModule(tf.Module):
+class ServingModule(SignatureModule):
     """The serving signatures of a `Recommender`, over raw ids, for `tf.saved_model.save`.
 
     The item vocabulary (raw id -> column, and back) lives in the graph as a hash table
@@ -79,68 +40,50 @@ class ServingModule(tf.Module):
     - `score`: the history and `candidate_ids` [batch, m] -> `scores` [batch, m], the
       model's scores (predicted ratings for explicit models) with the history not masked;
       unknown or padding candidates get `MISSING_SCORE` (float32's lowest value).
-    - `encode`, where the model has `encode`: the history -> `embedding` [batch, d].
-    - `recommend_for_user`, for models that keep `user_ids` and define
-      `score_users(inputs, user_indices)`: `user_id` [batch] and the history -> as
-      `recommend`. Unknown users reach the model as index -1.
-
-    The Keras model itself is not tracked, only the variables its graphs read, so the
-    SavedModel holds no Keras objects.
+    - `encode`, where the model has an encoder (`model.has_encoder`): the history ->
+      `embedding` [batch, d].
+    - `recommend_for_user`, for models conditioned on users (`model.user_conditioned`,
+      with their `user_ids`): `user_id` [batch] and the history -> as `recommend`, scored
+      by `model.score_users`. Unknown users reach the model as index -1.
 
     Args:
         model: Recommender. A built, trained model.
         k: int. Items returned by `recommend`, in [1, n_items].
     """
 
+    untrained_reason = "no optimizer step, or EASE not fitted"
+
     def __init__(self, model, k: int):
-        super().__init__(name="recommender")
         n_items = model.n_items
         if n_items is None:
             raise ValueError(f"The {type(model).__name__} is not built: train it first.")
-        self._holder = _Unsaved(model)
-        self.k = check_k(k, n_items)
-        self.n_items = int(n_items)
-        self.explicit = bool(getattr(model, "explicit", False))
-        item_ids = vocabulary_of(model.item_ids, n_items, "item_ids")
-        self.item_ids = item_ids
-        self.item_dtype = tf.int64 if item_ids.dtype.kind == "i" else tf.string
-        self.item_padding = INT_PADDING if self.item_dtype == tf.int64 else STRING_PADDING
-        self.item_table = _lookup_table(item_ids)
-        self.item_vocabulary = tf.Variable(
-            item_ids.tolist(), dtype=self.item_dtype, trainable=False, name="item_vocabulary"
-        )
-        self.has_users = callable(getattr(model, "score_users", None))
+        super().__init__(model, model.item_ids, n_items, k, name="recommender")
+        self.explicit = model.explicit
         self.user_ids = None
-        if self.has_users:
-            user_ids = getattr(model, "user_ids", None)
-            if user_ids is None:
+        if model.user_conditioned:
+            if model.user_ids is None:
                 raise ValueError(
-                    f"{type(model).__name__} defines `score_users` but has no `user_ids`."
+                    f"{type(model).__name__} is conditioned on users but has no `user_ids`: "
+                    "call `set_user_ids(ids)` before exporting."
                 )
-            user_ids = vocabulary_of(user_ids, len(user_ids), "user_ids")
+            user_ids = vocabulary_of(model.user_ids, len(model.user_ids), "user_ids")
             self.user_ids = user_ids
-            self.user_dtype = tf.int64 if user_ids.dtype.kind == "i" else tf.string
-            self.user_table = _lookup_table(user_ids)
-
-    @property
-    def model(self):
-        return self._holder.model
+            self.user_dtype = tf.int64 if is_integer_kind(user_ids) else tf.string
+            self.user_table = lookup_table(user_ids)
 
     # -- graph pieces -------------------------------------------------------------------
 
     def history(self, item_ids, ratings=None) -> tf.SparseTensor:
         """The [batch, n_items] sparse input of the model for raw-id histories."""
-        item_ids = _check_rank(item_ids, 2)
+        item_ids = check_rank(item_ids, 2)
         if ratings is not None:
-            ratings = _check_rank(ratings, 2)
-        columns = self.item_table.lookup(item_ids)
-        positions = tf.where(columns >= 0)
-        linear = positions[:, 0] * self.n_items + tf.gather_nd(columns, positions)
+            ratings = check_rank(ratings, 2)
+        positions, linear = self.known_items(item_ids)
         unique, segments = tf.unique(linear, out_idx=tf.int64)
         if ratings is None:
             values = tf.ones_like(unique, dtype=tf.float32)
         else:
-            ratings = _after_check(
+            ratings = after_check(
                 ratings,
                 tf.shape(ratings),
                 tf.shape(item_ids),
@@ -162,20 +105,14 @@ class ServingModule(tf.Module):
         masked = tf.tensor_scatter_nd_update(
             scores, inputs.indices, tf.fill(tf.shape(inputs.values), float("-inf"))
         )
-        values, columns = tf.math.top_k(masked, k=self.k)
-        available = values > float("-inf")
-        ids = tf.gather(self.item_vocabulary, columns)
-        return {
-            "item_ids": tf.where(available, ids, tf.constant(self.item_padding, self.item_dtype)),
-            "scores": tf.where(available, values, MISSING_SCORE),
-        }
+        return self.top_items(masked)
 
     def scores(self, inputs: tf.SparseTensor):
         return tf.cast(self.model(inputs, training=False), tf.float32)
 
     def candidate_scores(self, scores, candidate_ids, item_ids):
-        candidate_ids = _check_rank(candidate_ids, 2)
-        candidate_ids = _after_check(
+        candidate_ids = check_rank(candidate_ids, 2)
+        candidate_ids = after_check(
             candidate_ids,
             tf.shape(candidate_ids)[0],
             tf.shape(item_ids)[0],
@@ -186,8 +123,8 @@ class ServingModule(tf.Module):
         return {"scores": tf.where(columns >= 0, gathered, MISSING_SCORE)}
 
     def user_scores(self, user_id, inputs: tf.SparseTensor, item_ids):
-        user_id = _check_rank(user_id, 1)
-        user_id = _after_check(
+        user_id = check_rank(user_id, 1)
+        user_id = after_check(
             user_id,
             tf.shape(user_id)[0],
             tf.shape(item_ids)[0],
@@ -221,56 +158,38 @@ class ServingModule(tf.Module):
             inputs = self.history(*args)
             return self.top_k(self.user_scores(user_id, inputs, args[0]), inputs)
 
-        recommend_fn = _concrete(recommend, history)
+        recommend_fn = concrete_function(recommend, history)
         signatures = {
             SERVING_DEFAULT: recommend_fn,
             RECOMMEND: recommend_fn,
-            SCORE: _concrete(score, history + [candidates]),
+            SCORE: concrete_function(score, history + [candidates]),
         }
-        try:
-            signatures[ENCODE] = _concrete(encode, history)
-        except NotImplementedError:
-            pass  # The model has no user representation: no `encode` signature.
-        if self.has_users:
+        if self.model.has_encoder:
+            signatures[ENCODE] = concrete_function(encode, history)
+        if self.user_ids is not None:
             user = tf.TensorSpec([None], self.user_dtype, name="user_id")
-            signatures[RECOMMEND_FOR_USER] = _concrete(recommend_for_user, [user] + history)
-        # Track the `tf.Variable`s the graphs read, not the Keras variables wrapping
-        # them: only then do TF1-style loaders (TF Serving, saved_model_cli run)
-        # restore them.
-        used = {}
-        for function in signatures.values():
-            used.update({id(v): v for v in function.variables})
-        self.model_variables = list(used.values())
+            signatures[RECOMMEND_FOR_USER] = concrete_function(recommend_for_user, [user] + history)
+        self.track_variables(signatures)
         return signatures
 
-
-class _Unsaved:
-    """Holds the Keras model out of reach of the SavedModel's object tracking."""
-
-    def __init__(self, model):
-        self.model = model
-
-
-def _after_check(tensor, actual, expected, message: str):
-    """`tensor`, readable only once `actual == expected` has been checked.
-
-    A graph runs an assertion whenever it likes; without the dependency, an op that fails on
-    the same bad input (a gather, say) may fail first with a less helpful message.
-    """
-    check = tf.debugging.assert_equal(actual, expected, message=message)
-    with tf.control_dependencies([check]):
-        return tf.identity(tensor)
-
-
-def _check_rank(tensor, rank: int):
-    """A runtime check of the rank the signature declares.
-
-    Neither TF Serving nor a loaded signature checks the fed shape against the
-    placeholder's, and the graph would run on, say, a flat list of ids.
-    """
-    return tf.ensure_shape(tensor, [None] * rank, name=f"check_rank_of_{tensor.name.split(':')[0]}")
-
-
-def _concrete(fn, specs):
-    """A concrete function; its inputs are named after the `TensorSpec` names."""
-    return tf.function(fn, input_signature=specs).get_concrete_function()
+    def warmup_inputs(self, signature_names) -> dict:
+        """Per signature: a short history of known ids and an empty one (see `export`)."""
+        histories = self.warmup_histories(3)
+        padding = self.item_padding
+        history = {"item_ids": histories}
+        if self.explicit:
+            history["ratings"] = np.where(histories == padding, 0.0, 4.0).astype(np.float32)
+        known = list(histories[0, 1:])
+        requests = {}
+        for name in signature_names:
+            inputs = dict(history)
+            if name == SCORE:
+                inputs["candidate_ids"] = np.array(
+                    [[padding] + known[-1:], [padding] + known[:1]], dtype=histories.dtype
+                )
+            if name == RECOMMEND_FOR_USER:
+                inputs["user_id"] = np.array(
+                    [self.user_ids[0], padding_of(self.user_ids)], dtype=self.user_ids.dtype
+                )
+            requests[name] = inputs
+        return requests

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -62,40 +60,3 @@ def read_warmup_requests(version_dir) -> list:
         prediction_log_pb2.PredictionLog.FromString(record.numpy())
         for record in tf.data.TFRecordDataset(str(path))
     ]
-
-
-def warmup_inputs(signature_names, item_ids: np.ndarray, explicit: bool, user_ids=None) -> dict:
-    """Inputs for each signature: a short history of known ids, and an empty one.
-
-    Args:
-        signature_names: iterable of str. The signatures of the SavedModel.
-        item_ids: numpy array. The item vocabulary (int64 or str).
-        explicit: bool. Whether the signatures take `ratings`.
-        user_ids: numpy array | None. The user vocabulary of `recommend_for_user`.
-
-    Returns:
-        A dict signature name -> {input name -> numpy array}.
-    """
-    integer = item_ids.dtype.kind in "iu"
-    padding = -1 if integer else ""
-    dtype = np.int64 if integer else object
-    known = list(item_ids[:3])
-    # Rows lead with padding, as the clients send them (see `ServingClient`).
-    histories = np.array([[padding] + known, [padding] * (1 + len(known))], dtype=dtype)
-    history = {"item_ids": histories}
-    if explicit:
-        history["ratings"] = np.where(histories == padding, 0.0, 4.0).astype(np.float32)
-    requests = {}
-    for name in signature_names:
-        inputs = dict(history)
-        if name == "score":
-            inputs["candidate_ids"] = np.array(
-                [[padding] + known[-1:], [padding] + known[:1]], dtype=dtype
-            )
-        if name == "recommend_for_user":
-            if user_ids.dtype.kind in "iu":
-                inputs["user_id"] = np.array([user_ids[0], -1], dtype=np.int64)
-            else:
-                inputs["user_id"] = np.array([user_ids[0], ""], dtype=object)
-        requests[name] = inputs
-    return requests

@@ -147,7 +147,9 @@ def test_item_based_fold_in_is_the_ridge_regression(item_model, data):
 
 
 def test_user_based_reconstructs_the_history(user_model, data):
-    assert not hasattr(user_model, "score_users")
+    assert not user_model.user_conditioned and user_model.user_ids is None
+    with pytest.raises(NotImplementedError, match="not conditioned on users"):
+        user_model.score_users(to_sparse_tensor(data.matrix[:2]), tf.constant([0, 1]))
     rows = data.matrix[:12]
     scores = user_model(to_sparse_tensor(rows)).numpy()
     v, mu, w, b = weights(user_model)

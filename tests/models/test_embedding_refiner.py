@@ -307,7 +307,7 @@ def test_rows_of_weight_zero_count_nowhere(cls):
     np.testing.assert_allclose(padded.input_mean.numpy(), x.mean(axis=0), rtol=1e-5)
     batch = np.concatenate([x[16:], np.full((12, DIM), 7.0, np.float32)])
     weights = np.array([1.0] * 4 + [0.0] * 12, np.float32)
-    parts = padded.loss_parts(batch, training=False, weights=weights)
+    parts = padded.loss_parts((batch, batch, weights), training=False)
     expected = model.loss_parts(x[16:], training=False)
     for name in expected:
         np.testing.assert_allclose(float(parts[name]), float(expected[name]), rtol=1e-6)

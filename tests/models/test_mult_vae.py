@@ -170,8 +170,10 @@ def test_mixed_precision_fit(data, dtype_policy, policy):
     x = batch(data)
     assert model(x).dtype == keras.DTypePolicy(policy).compute_dtype
     assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-    loss, nll, kl, _ = model._loss_parts(x, training=False)
-    assert (loss.dtype, nll.dtype, kl.dtype) == (tf.float32, tf.float32, tf.float32)
+    parts = model.loss_parts(x, training=False)
+    assert {name: parts[name].dtype for name in ("loss", "nll", "kl")} == dict.fromkeys(
+        ("loss", "nll", "kl"), tf.float32
+    )
 
 
 def test_is_trained_after_an_optimizer_step(trained):

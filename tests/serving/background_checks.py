@@ -16,8 +16,6 @@ from pathlib import Path
 
 from fixture_models import example_requests
 
-from keras_recae.models import Recommender
-
 HERE = Path(__file__).parent
 CLI_MODELS = ["mult_vae_int", "mult_dae_str", "ease_int"]
 
@@ -46,9 +44,9 @@ class Launched:
 
 def expected_signatures(model) -> set:
     names = {"serving_default", "recommend", "score"}
-    if type(model).encode is not Recommender.encode:
+    if model.has_encoder:
         names.add("encode")
-    if hasattr(model, "score_users"):
+    if model.user_conditioned:
         names.add("recommend_for_user")
     return names
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-# The helpers next to this file (stand-in server, fixture models) are plain modules.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from background_checks import launch  # noqa: E402
-from fixture_models import (  # noqa: E402
+from background_checks import launch
+from fixture_models import (
     K,
     explicit_fixture_model,
     train_zoo_model,
     user_fixture_model,
 )
 
-from keras_recae.serving import export  # noqa: E402
+from keras_recae.serving import export
 
 ZOO = [
     ("mult_vae", "int"),

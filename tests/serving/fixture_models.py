@@ -70,6 +70,8 @@ class UserItemBiasFixture(Recommender):
     `score_users` adds the user's row of a bias matrix; unknown users (index -1) get none.
     """
 
+    user_conditioned = True
+
     def __init__(self, similarity, user_bias, user_ids, **kwargs):
         super().__init__(**kwargs)
         self.similarity_init = np.asarray(similarity, np.float32)

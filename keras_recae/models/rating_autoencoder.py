@@ -1,17 +1,15 @@
-"""What the explicit-rating models share: training statistics, fallback, clipping, `fit`."""
+"""The base of the explicit-rating autoencoders: training statistics, fallback, clipping."""
 
 from __future__ import annotations
-
-import contextlib
 
 import keras
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae import distribute
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.pipeline import sparse_batches
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import row_counts, row_sums
 
@@ -37,8 +35,11 @@ def rating_matrix(data) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | 
     return matrix, user_ids, item_ids
 
 
-class RatingAutoencoder(Recommender):
+class RatingAutoencoder(LossPartsTraining, Recommender):
     """Base of the autoencoders that predict ratings from partially observed rating vectors.
+
+    Subclasses give the network (`build`, `call`) and the loss parts of a batch of
+    training rows (`loss_parts`, see `LossPartsTraining`).
 
     `adapt(train)` records, in non-trainable weights saved with the model, what predictions
     fall back on and are clipped to (see `complete`). `fit` takes the training ratings
@@ -48,6 +49,8 @@ class RatingAutoencoder(Recommender):
     """
 
     explicit = True
+    # Seed of `fit`'s shuffling; subclasses set it from their `seed` argument.
+    seed: int | None = None
 
     @property
     def item_based(self) -> bool:
@@ -94,11 +97,7 @@ class RatingAutoencoder(Recommender):
             )
         if item_ids is not None and self.item_ids is None:
             self.set_item_ids(item_ids)
-        if not self.built:
-            # A model created under a tf.distribute strategy keeps its weights mirrored.
-            strategy = distribute.model_strategy(self)
-            with strategy.scope() if strategy is not None else contextlib.nullcontext():
-                self.build((None, n_items))
+        super().adapt(matrix)
         ratings = matrix.data.astype(np.float64)
         counts = np.bincount(matrix.indices, minlength=n_items)
         sums = np.bincount(matrix.indices, weights=ratings, minlength=n_items)
@@ -115,6 +114,11 @@ class RatingAutoencoder(Recommender):
         """The rows the train step takes: the users' rows, or the items' for item-based models."""
         matrix, _, _ = rating_matrix(data)
         return matrix.T.tocsr() if self.item_based else matrix
+
+    def n_training_rows(self, data) -> int:
+        """The rows of one pass: the users, or the items for item-based models."""
+        matrix = data.matrix if isinstance(data, Interactions) else data
+        return matrix.shape[1] if self.item_based else matrix.shape[0]
 
     def training_batches(
         self, data, batch_size: int = DEFAULT_BATCH_SIZE, shuffle: bool = True, seed=None
@@ -134,8 +138,7 @@ class RatingAutoencoder(Recommender):
         shuffle = kwargs.pop("shuffle", True)
         if isinstance(x, Interactions) or sp.issparse(x):
             self.adapt(x)
-            seed = getattr(self, "seed", None)
-            x = self.training_batches(x, batch_size or DEFAULT_BATCH_SIZE, shuffle, seed)
+            x = self.training_batches(x, batch_size or DEFAULT_BATCH_SIZE, shuffle, self.seed)
             # The pipeline shuffles; Keras would warn that it cannot.
             batch_size, shuffle = None, False
         elif not self.is_adapted():

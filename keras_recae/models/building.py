@@ -1,4 +1,4 @@
-"""Argument checks and layer builders shared by the models."""
+"""Layer builders and training helpers shared by the models."""
 
 from __future__ import annotations
 
@@ -7,63 +7,6 @@ import keras
 from keras_recae.distribute import global_sum
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.sparse_ops import row_counts
-
-
-def check_hidden_dims(hidden_dims, allow_empty: bool = False) -> tuple[int, ...]:
-    """Hidden widths; with `allow_empty`, `()` too (a linear encoder and decoder)."""
-    try:
-        dims = tuple(int(d) for d in hidden_dims)
-    except (TypeError, ValueError):
-        dims = (0,)
-    if (not dims and not allow_empty) or any(d < 1 for d in dims):
-        shown = list(hidden_dims) if isinstance(hidden_dims, (list, tuple)) else hidden_dims
-        kind = (
-            "list of positive integers (possibly empty)"
-            if allow_empty
-            else ("non-empty list of positive integers")
-        )
-        raise ValueError(f"`hidden_dims` should be a {kind}. Received: hidden_dims={shown}")
-    return dims
-
-
-def check_rate(name: str, value: float) -> float:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` should be in [0, 1). Received: {name}={value}")
-    return float(value)
-
-
-def check_non_negative(name: str, value: float) -> float:
-    if value < 0:
-        raise ValueError(f"`{name}` should be >= 0. Received: {name}={value}")
-    return float(value)
-
-
-def check_choice(name: str, value, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"`{name}` should be one of {list(choices)}. Received: {name}={value!r}")
-    return value
-
-
-def check_activation(activation) -> str:
-    """The name of a Keras activation."""
-    message = (
-        "`activation` should be the name of a Keras activation. "
-        f"Received: activation={activation!r}"
-    )
-    if not isinstance(activation, str):
-        raise ValueError(message)
-    try:
-        keras.activations.get(activation)
-    except ValueError:
-        raise ValueError(message) from None
-    return activation
-
-
-def describe_structure(data) -> str:
-    """The types of a batch's parts, for error messages: `(SparseTensor, Tensor)`."""
-    if isinstance(data, (tuple, list)):
-        return "(" + ", ".join(describe_structure(part) for part in data) + ")"
-    return type(data).__name__
 
 
 def start_output_bias(layer, inputs, kind: str, iterations) -> None:

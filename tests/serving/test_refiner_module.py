@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from background_checks import HERE, clean_environment, saved_model_cli
+from fixture_models import train_zoo_model
 
 from keras_recae.models import DenoisingEmbeddingAutoencoder, EmbeddingAutoencoder, EmbeddingVAE
 from keras_recae.serving import (
@@ -58,9 +59,7 @@ def exported(tmp_path_factory):
         "dae_int": trained(DenoisingEmbeddingAutoencoder, "int", normalization="standardize"),
         "vae_int_text": trained(EmbeddingVAE, "int_text", beta=0.01),
     }
-    return {
-        name: (model, export_refiner(model, root / name, k=K)) for name, model in models.items()
-    }
+    return {name: (model, export(model, root / name, k=K)) for name, model in models.items()}
 
 
 def serving_keys(model) -> np.ndarray:
@@ -161,7 +160,7 @@ def test_refine_signature_equals_the_model(exported):
 
 def test_k_larger_than_the_items_left_pads_the_rest(tmp_path):
     model = trained()
-    signature = tf.saved_model.load(str(export_refiner(model, tmp_path, k=N_ITEMS))).signatures[
+    signature = tf.saved_model.load(str(export(model, tmp_path, k=N_ITEMS))).signatures[
         "similar_items"
     ]
     top = run(signature, item_ids=tf.constant([list(model.item_ids[:3])]))
@@ -185,16 +184,51 @@ def test_bad_requests_fail_clearly(exported, signature, inputs, message):
         function(**inputs)
 
 
-def test_versions_are_never_overwritten_and_export_dispatches(exported, tmp_path):
+def test_versions_are_never_overwritten(exported, tmp_path):
     model = exported["ae_str"][0]
     assert export(model, tmp_path, k=3).name == "1"
-    assert export_refiner(model, tmp_path, version=5, k=3).name == "5"
+    assert export(model, tmp_path, version=5, k=3).name == "5"
     before = (tmp_path / "5" / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(FileExistsError, match="never overwritten"):
-        export_refiner(model, tmp_path, version=5, k=3)
+        export(model, tmp_path, version=5, k=3)
     assert (tmp_path / "5" / "saved_model.pb").stat().st_mtime_ns == before
-    assert export_refiner(model, tmp_path, k=3).name == "6"
+    assert export(model, tmp_path, k=3).name == "6"
     assert sorted(os.listdir(tmp_path)) == ["1", "5", "6"]
+
+
+def test_one_export_serves_every_kind_under_one_default_model_name(exported, tmp_path):
+    refiner = export(exported["ae_str"][0], tmp_path / "refiner", k=3)
+    recommender = export(train_zoo_model("ease", "int"), tmp_path / "recommender", k=3)
+    assert set(tf.saved_model.load(str(refiner)).signatures) == {
+        "serving_default",
+        "similar_items",
+        "refine",
+    }
+    assert set(tf.saved_model.load(str(recommender)).signatures) == {
+        "serving_default",
+        "recommend",
+        "score",
+    }
+    names = {
+        path.parent.name: {
+            log.predict_log.request.model_spec.name for log in read_warmup_requests(path)
+        }
+        for path in (refiner, recommender)
+    }
+    assert names == {"refiner": {"recommender"}, "recommender": {"recommender"}}
+    # The name of the warm-up requests follows `model_name`, as `keras-recae export` sets it.
+    named = export(exported["ae_str"][0], tmp_path / "refiner", k=3, model_name="refiner")
+    assert {log.predict_log.request.model_spec.name for log in read_warmup_requests(named)} == {
+        "refiner"
+    }
+    # The notebooks' older name for the export of a refiner.
+    assert export_refiner is export
+
+
+def test_refuses_a_model_of_another_kind(tmp_path):
+    with pytest.raises(TypeError, match="Recommender or an EmbeddingRefiner. Received: Sequential"):
+        export(keras.Sequential([keras.layers.Dense(2)]), tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
@@ -205,7 +239,7 @@ def test_a_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
 
     monkeypatch.setattr(warmup, "write_warmup_requests", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_refiner(exported["ae_str"][0], tmp_path, k=3)
+        export(exported["ae_str"][0], tmp_path, k=3)
     assert os.listdir(tmp_path) == []
 
 
@@ -214,16 +248,16 @@ def test_refuses_an_untrained_model_or_one_without_a_catalogue(tmp_path):
     model.adapt(clustered_vectors())
     model.set_items(KEYS["str"], clustered_vectors())
     with pytest.raises(ValueError, match="never trained"):
-        export_refiner(model, tmp_path)
+        export(model, tmp_path)
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match="never trained"):
         export(model, tmp_path)
     without = trained()
     without.item_ids = without.item_vectors = None
     with pytest.raises(ValueError, match="no catalogue"):
-        export_refiner(without, tmp_path, k=K)
+        export(without, tmp_path, k=K)
     with pytest.raises(ValueError, match=r"`k` should be an integer in \[1, 30\]"):
-        export_refiner(trained(), tmp_path, k=31)
+        export(trained(), tmp_path, k=31)
     assert os.listdir(tmp_path) == []
 
 
@@ -231,7 +265,7 @@ def test_refuses_the_padding_value_as_a_key(tmp_path):
     model = trained(keys="int")
     model.set_items(np.arange(-1, N_ITEMS - 1), model.item_vectors)
     with pytest.raises(ValueError, match="padding value"):
-        export_refiner(model, tmp_path, k=K)
+        export(model, tmp_path, k=K)
 
 
 def test_warmup_records_cover_every_signature_and_run(exported):
@@ -244,7 +278,7 @@ def test_warmup_records_cover_every_signature_and_run(exported):
         requests = [log.predict_log.request for log in logs]
         assert {r.model_spec.signature_name for r in requests} == set(loaded.signatures)
         for request in requests:
-            assert request.model_spec.name == "refiner"
+            assert request.model_spec.name == "recommender"
             inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
             outputs = run(loaded.signatures[request.model_spec.signature_name], **inputs)
             for value in outputs.values():

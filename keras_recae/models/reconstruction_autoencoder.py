@@ -1,25 +1,17 @@
-"""The training shared by the plain and the denoising autoencoder."""
+"""The base of the plain and the denoising autoencoder: reconstruction of the input."""
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
-
-from keras_recae.distribute import global_sum, replica_mean, replica_share
+from keras_recae.checks import check_choice, check_hidden_dims, check_non_negative
+from keras_recae.distribute import replica_mean
 from keras_recae.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
-from keras_recae.models._common import (
-    build_stack,
-    check_choice,
-    check_hidden_dims,
-    check_non_negative,
-    features,
-    start_output_bias,
-)
+from keras_recae.models.building import build_stack, features, start_output_bias
+from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import row_counts
 
 
-class ReconstructionAutoencoder(Recommender):
+class ReconstructionAutoencoder(LossPartsTraining, Recommender):
     """An encoder-decoder stack from the sparse input to the catalogue, trained to
     reconstruct its uncorrupted input with one of `RECONSTRUCTION_LOSSES`.
 
@@ -29,9 +21,13 @@ class ReconstructionAutoencoder(Recommender):
     Under a `tf.distribute` strategy each replica's loss is its share of the global
     batch's (see `keras_recae.distribute`).
 
+    Its loss parts (`LossPartsTraining`) are the total `loss` and the `reconstruction`.
     Subclasses give the layers (`dense`, `output_dense`, created by `make_layers`), the
     input corruption (`corrupt`) and what follows each hidden layer (`after_hidden`).
     """
+
+    part_names = ("loss", "reconstruction")
+    has_encoder = True
 
     def __init__(
         self,
@@ -47,8 +43,6 @@ class ReconstructionAutoencoder(Recommender):
         self.loss_kind = check_choice("loss", loss, RECONSTRUCTION_LOSSES)
         self.l2 = check_non_negative("l2", l2)
         self.seed = seed
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     def make_layers(self) -> None:
         """Creates the hidden layers; subclasses call it once their attributes are set."""
@@ -91,39 +85,18 @@ class ReconstructionAutoencoder(Recommender):
             h = self.after_hidden(layer(h), training=training)
         return self.output_layer(h)
 
-    def _loss_parts(self, inputs, training):
+    def loss_parts(self, data, training: bool) -> dict:
+        inputs = features(data)
         self.ensure_built(inputs)
         outputs = self(inputs, training=training)
         per_user = reconstruction_loss(outputs, inputs, self.loss_kind)
         reconstruction = replica_mean(per_user, row_counts(inputs) > 0)
-        loss = reconstruction
-        if self.losses:
-            loss = loss + replica_share(keras.ops.cast(keras.ops.sum(self.losses), "float32"))
-        return loss, reconstruction
+        return {"loss": reconstruction, "reconstruction": reconstruction}
 
-    def train_step(self, data):
+    def before_update(self, data) -> None:
         inputs = features(data)
         self.ensure_built(inputs)
         start_output_bias(self.output_layer, inputs, self.loss_kind, self.optimizer.iterations)
-        with tf.GradientTape() as tape:
-            loss, reconstruction = self._loss_parts(inputs, training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._track(loss, reconstruction)
-
-    def test_step(self, data):
-        return self._track(*self._loss_parts(features(data), training=False))
-
-    def _track(self, loss, reconstruction):
-        loss, reconstruction = global_sum((loss, reconstruction))
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker]
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,182 @@
+"""What data a run reads and how it is split: a typed spec and `load_split`.
+
+The spec's fields are the command line's data flags (`--data`, `--test`, `--protocol`, ...)
+and the keys of a run directory's `run.json`; `load_split` applies the protocol defaults
+described in DESIGN.md ("Protocols").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from keras_recae.data.interactions import Interactions
+from keras_recae.data.split import Split
+from keras_recae.errors import ConfigError
+
+PROTOCOLS = ("given", "strong", "random")
+# Implicit models keep the ratings above it when the data has ratings (Liang et al. 2018).
+DEFAULT_THRESHOLD = 3.5
+# The share of interactions held out for model selection under `given` and `random`.
+DEFAULT_VALIDATION_FRACTION = 0.1
+# `random` holds out this share of the ratings for the test figures.
+RANDOM_TEST_FRACTION = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """The data of a run and its split.
+
+    Args:
+        data: str. A ratings file or directory (a `train.txt`/`test.txt` directory is a
+            given split), or `"synthetic"` for the built-in data.
+        test: str | None. The test file of a given split (e.g. `u1.test`). Defaults to None.
+        format: str | None. `ml-100k`, `ml-1m`, `ml-20m`, `lightgcn`, `csv`, `tsv` or
+            `parquet`; detected when None. Defaults to None.
+        protocol: str | None. `given`, `strong` or `random`; None picks `given` when a test
+            file is given, else `random` for explicit-rating models and `strong` for the
+            others. Defaults to None.
+        heldout_users: int | None. `strong`: validation users, and as many test users;
+            None holds out a tenth of the users for each. Defaults to None.
+        threshold: float | None. Implicit models keep ratings above it; None means 3.5
+            where the data has ratings other than 1. Defaults to None.
+        validation_fraction: float | None. `given` and `random`: the share of the train
+            interactions held out for model selection; None means the model's default
+            (0.1, or 0 for closed-form models). Defaults to None.
+        user_col: str | None. Table formats: the user column. Defaults to None (`user`).
+        item_col: str | None. Table formats: the item column. Defaults to None (`item`).
+        rating_col: str | None. Table formats: the rating column. Defaults to None.
+        seed: int | None. Seed of the random hold-outs and of the synthetic data; None
+            means 0. Defaults to None.
+
+    Example:
+
+    ```python
+    from keras_recae.data.spec import DataSpec, load_split
+
+    split, full_train = load_split(DataSpec("synthetic"))
+    ```
+    """
+
+    data: str | None = None
+    test: str | None = None
+    format: str | None = None
+    protocol: str | None = None
+    heldout_users: int | None = None
+    threshold: float | None = None
+    validation_fraction: float | None = None
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"--protocol should be given, strong or random. Received: {self.protocol}"
+            )
+
+    def to_dict(self) -> dict:
+        """The fields as stored in `run.json`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, content: dict) -> DataSpec:
+        """The spec of a `run.json` (other keys, such as the model's, are ignored)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in content.items() if key in names})
+
+    def updated(self, **changes) -> DataSpec:
+        """A copy with the fields of `changes` that are not None replaced."""
+        return dataclasses.replace(
+            self, **{key: value for key, value in changes.items() if value is not None}
+        )
+
+
+def load_split(
+    spec: DataSpec, explicit: bool = False, default_validation: float = DEFAULT_VALIDATION_FRACTION
+) -> tuple[Split, Interactions | None]:
+    """Reads the data of `spec` and applies its protocol.
+
+    Args:
+        spec: DataSpec. The data and its split.
+        explicit: bool. Whether the model predicts ratings (no binarisation; `random` by
+            default). Defaults to False.
+        default_validation: float. The validation share when `spec` leaves it None.
+            Defaults to 0.1.
+
+    Returns:
+        `(split, full_train)`: the split, and under `given` with a validation share the
+        train part with the validation interactions put back (what `retrain` fits on);
+        None where it equals `split.train`.
+    """
+    from keras_recae.data.protocols import (
+        given_full_train,
+        split_given,
+        split_random,
+        split_strong,
+    )
+    from keras_recae.data.readers import read_given, read_ratings
+    from keras_recae.data.synthetic import synthetic_frame
+
+    if spec.data is None:
+        raise ConfigError("--data is needed: a ratings file or directory, or 'synthetic'")
+    columns = {
+        "user_col": spec.user_col or "user",
+        "item_col": spec.item_col or "item",
+        "rating_col": spec.rating_col,
+    }
+    seed = spec.seed or 0
+    validation_fraction = spec.validation_fraction
+    if validation_fraction is None:
+        validation_fraction = default_validation
+    protocol = spec.protocol
+    if spec.data == "synthetic":
+        train_frame = synthetic_frame(seed=seed, explicit=explicit)
+        test_frame = None
+    elif spec.test is not None or (
+        Path(spec.data).is_dir()
+        and (Path(spec.data) / "train.txt").is_file()
+        and protocol != "strong"
+    ):
+        train_frame, test_frame = read_given(spec.data, spec.test, spec.format, **columns)
+    else:
+        train_frame = read_ratings(spec.data, spec.format, **columns)
+        test_frame = None
+    if protocol is None:
+        protocol = "given" if test_frame is not None else ("random" if explicit else "strong")
+    threshold = spec.threshold
+    has_ratings = "rating" in train_frame and not (train_frame["rating"] == 1.0).all()
+    if threshold is None and has_ratings and not explicit:
+        threshold = DEFAULT_THRESHOLD
+    if protocol == "given":
+        if test_frame is None:
+            raise ConfigError(
+                "--protocol given needs a test file (--test) or a train/test directory"
+            )
+        binarize = None if explicit else threshold
+        split = split_given(
+            train_frame,
+            test_frame,
+            binarize_threshold=binarize,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
+        full = None
+        if validation_fraction:
+            full = given_full_train(train_frame, test_frame, binarize_threshold=binarize)
+        return split, full
+    if test_frame is not None:
+        raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
+    if protocol == "strong":
+        heldout = spec.heldout_users
+        if heldout is None:
+            heldout = max(1, train_frame["user"].nunique() // 10)
+        return split_strong(train_frame, n_heldout_users=heldout, threshold=threshold), None
+    split = split_random(
+        train_frame,
+        test_fraction=RANDOM_TEST_FRACTION,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )
+    return split, None

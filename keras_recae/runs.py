@@ -1,0 +1,127 @@
+"""Run directories: their layout, atomic writes, reading a run back, and thread limits.
+
+A run directory written by `keras_recae.training.train` holds `run.json` (the model name,
+its settings and the data options), `model.keras`, `metrics.json` (the summary) and
+`history.csv` (one row per epoch); `backup/` exists only while a run is unfinished, and a
+rerun of the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import resource
+from pathlib import Path
+
+from keras_recae.errors import ConfigError
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"
+
+
+def write_json_atomic(path, content: dict) -> None:
+    """Writes `content` as indented JSON to a temporary file, then renames it to `path`."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2, default=_json_default)
+        file.write("\n")
+    os.replace(temporary, path)
+
+
+def _json_default(value):
+    # numpy scalars (np.float32 metrics, np.int64 counts) carry their Python value.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path) -> dict:
+    """A JSON file of a run directory, with the file named in the error when it is broken."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+
+
+def save_model_atomic(model, path) -> None:
+    """Saves a `.keras` file next to `path`, then renames it into place."""
+    path = Path(path)
+    temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp.keras"))
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def load_run_model(run_dir):
+    """The model of a run directory (or of a `.keras` file given directly)."""
+    import keras
+
+    import keras_recae.models  # noqa: F401  (registers the classes for deserialisation)
+
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL_FILE if run_dir.is_dir() else run_dir
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {MODEL_FILE} here; pass a run directory of `train`")
+    return keras.saving.load_model(path)
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run read back from its directory.
+
+    Attributes:
+        path: Path. The run directory.
+        model: keras.Model. The model of `model.keras`.
+        options: dict. `run.json`: model name, settings and data options ({} if absent).
+        summary: dict. `metrics.json` ({} if absent).
+    """
+
+    path: Path
+    model: object
+    options: dict
+    summary: dict
+
+
+def load_run(run_dir) -> Run:
+    """Reads a run directory written by `keras_recae.training.train` (or `refine`)."""
+    run_dir = Path(run_dir)
+    model = load_run_model(run_dir)
+    options = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).is_file() else {}
+    summary = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
+    return Run(run_dir, model, options, summary)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Caps TensorFlow's and BLAS's threads; must run before TensorFlow starts working."""
+    if not threads:
+        return
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    threadpool_limits(threads)
+
+
+def epoch_seconds(history_path) -> list[float]:
+    """The `seconds` column of a history.csv; empty when there is none."""
+    history_path = Path(history_path)
+    if not history_path.is_file():
+        return []
+    with open(history_path, encoding="utf-8", newline="") as file:
+        return [float(row["seconds"]) for row in csv.DictReader(file) if row.get("seconds")]
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,547 @@
+"""The runner: one training run from a typed config to a run directory.
+
+`train(config)` is what `keras-recae train` does, callable in process (the tuner, the
+benchmarks and the notebooks call it): it reads and splits the data (`DataSpec`), chooses
+the epoch on the validation part with early stopping, optionally retrains on the full train
+lines for that many epochs, resumes an interrupted run from its backup, stops on a NaN loss,
+evaluates the test part once, and writes the run directory (`keras_recae.runs`).
+
+Example:
+
+```python
+from keras_recae.data.spec import DataSpec
+from keras_recae.training import RunConfig, train
+
+result = train(
+    RunConfig(
+        "mult-vae",
+        DataSpec("synthetic"),
+        settings={"hidden_dims": [32, 8]},
+        epochs=3,
+        out="runs/mult-vae",
+    )
+)
+print(result.test["ndcg@100"])
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from keras_recae.data.spec import DataSpec, load_split
+from keras_recae.errors import ConfigError
+from keras_recae.models.registry import check_settings, model_class, takes_seed
+from keras_recae.runs import (
+    BACKUP_DIR,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    configure_threads,
+    epoch_seconds,
+    load_run,
+    peak_rss_mb,
+    save_model_atomic,
+    write_json_atomic,
+)
+
+# The metrics of a run's summary when the config names none.
+DEFAULT_METRICS = (
+    "recall@20",
+    "ndcg@20",
+    "ndcg@100",
+    "truncated_recall@20",
+    "truncated_recall@50",
+    "precision@20",
+)
+# Rows per evaluation batch when `batch_size` is 0 (full-batch training).
+EVAL_BATCH_SIZE = 500
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: no model was written, and a rerun starts afresh."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """One training run: the model, its data, how it is fitted and where it goes.
+
+    Args:
+        model: str. The model's name (`keras_recae.models.registry.model_classes`).
+        data: DataSpec. The data and its split. Its `seed`, when None, is `seed`.
+        settings: dict. Constructor arguments of the model; `seed` defaults to the run's.
+            Defaults to `{}`.
+        out: str | None. The run directory; None means `runs/<model>`. Defaults to None.
+        epochs: int. The most epochs of the selection phase. Defaults to 200.
+        lr: float. Adam's learning rate. Defaults to `1e-3`.
+        lr_decay: float | None. Multiply the learning rate by this after each epoch.
+            Defaults to None.
+        batch_size: int. Rows per batch (users, or items for the item-based AutoRec); 0
+            trains on full batches. Defaults to 500.
+        metrics: sequence of str. Metrics of the summary (ranking models). Defaults to
+            `DEFAULT_METRICS`.
+        monitor: str. The validation metric choosing the epoch (`rmse` for rating models
+            unless `mae`). Defaults to `"ndcg@100"`.
+        eval_every: int. Evaluate the validation part every this many epochs. Defaults to 1.
+        patience: int | None. Stop after this many evaluations without improvement.
+            Defaults to None.
+        retrain: bool. Under `given`, retrain a new model on the full train lines for the
+            chosen epoch count, and report that one. Defaults to False.
+        precision: str. `float32`, `mixed_float16` or `mixed_bfloat16`. Defaults to
+            `"float32"`.
+        jit_compile: bool | str. XLA for the train step; `"auto"` leaves it to Keras (on
+            for GPUs). Defaults to `"auto"`.
+        distribute: str. `none`, `mirrored` or `multi-worker`. Defaults to `"none"`.
+        devices: str | None. Comma-separated devices of the mirrored strategy. Defaults
+            to None.
+        threads: int | None. CPU threads of TensorFlow and BLAS. Defaults to None.
+        seed: int. Seed of the model, the shuffle and (by default) the data. Defaults to 0.
+        verbose: int. 0 is silent; 1 prints the run's steps and the validation
+            improvements; 2 also gives Keras's line per epoch. Defaults to 2.
+    """
+
+    model: str
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    settings: dict = dataclasses.field(default_factory=dict)
+    out: str | None = None
+    epochs: int = 200
+    lr: float = 1e-3
+    lr_decay: float | None = None
+    batch_size: int = 500
+    metrics: tuple = DEFAULT_METRICS
+    monitor: str = "ndcg@100"
+    eval_every: int = 1
+    patience: int | None = None
+    retrain: bool = False
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"
+    distribute: str = "none"
+    devices: str | None = None
+    threads: int | None = None
+    seed: int = 0
+    verbose: int = 2
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run produced.
+
+    Attributes:
+        out: Path. The run directory.
+        model: Recommender. The reported model (retrained, or the best validation epoch).
+        summary: dict. The content of `metrics.json`.
+    """
+
+    out: Path
+    model: object
+    summary: dict
+
+    @property
+    def validation(self) -> dict:
+        return self.summary["validation"]
+
+    @property
+    def test(self) -> dict:
+        return self.summary["test"]
+
+
+def train(config: RunConfig, split=None, full_train=None) -> RunResult:
+    """Runs `config`: selection on validation, optional retraining, test evaluation.
+
+    A run directory holding `backup/` is resumed: the same config continues where the
+    interrupted process stopped and ends on the same weights. A finished run (its
+    `model.keras` exists) is refused.
+
+    Args:
+        config: RunConfig. The run.
+        split: Split | None. An in-memory split to use instead of reading `config.data`
+            (e.g. a benchmark's own hold-out); `config.data` is then only recorded.
+            Defaults to None.
+        full_train: Interactions | None. With `split`: what `retrain` fits on.
+            Defaults to None.
+
+    Raises:
+        ConfigError: a setting that cannot work, before anything is written.
+        TrainingDiverged: the loss became NaN; no model is written.
+    """
+    configure_threads(config.threads)
+    # Before anything else runs on TensorFlow: the strategy may split the CPU.
+    strategy = make_strategy(config)
+    import keras
+
+    # `precision` sets Keras's global policy; put it back for in-process callers.
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if strategy is None:
+            return _run(config, split, full_train)
+        return _run_distributed(config, split, full_train, strategy)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def make_strategy(config: RunConfig):
+    """The `tf.distribute` strategy of `distribute` and `devices`; None for one device."""
+    if config.distribute == "none":
+        if config.devices:
+            raise ConfigError("--devices needs --distribute mirrored")
+        return None
+    from keras_recae import distribute
+
+    if model_class(config.model).closed_form:
+        raise ConfigError(
+            f"{config.model} is solved in closed form on one host; it has no gradient steps "
+            "to distribute: leave out --distribute"
+        )
+    if config.jit_compile is True:
+        # Keras wraps the whole replicated step in one XLA function, which TensorFlow
+        # cannot place on several devices ("auto" keeps XLA off under a strategy).
+        raise ConfigError("--jit-compile true does not work with --distribute; leave it at auto")
+    if not config.batch_size:
+        raise ConfigError(
+            "--batch-size 0 (full batches) does not work with --distribute: give the "
+            "global batch as a multiple of the number of replicas"
+        )
+    try:
+        strategy = distribute.make_strategy(config.distribute, config.devices)
+    except (ValueError, RuntimeError) as error:
+        raise ConfigError(f"--distribute {config.distribute}: {error}") from None
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(
+            f"--batch-size ({config.batch_size}) is the global batch: it should be a multiple "
+            f"of the number of replicas ({replicas})"
+        )
+    _say(
+        config,
+        f"distribute: {config.distribute}, {replicas} replica{'s' if replicas > 1 else ''}, "
+        f"{config.batch_size // replicas} users per replica and step",
+    )
+    return strategy
+
+
+def _run_distributed(config: RunConfig, split, full_train, strategy) -> RunResult:
+    """`_run` under the strategy's scope; only the chief worker writes the run."""
+    from keras_recae import distribute
+
+    if distribute.is_chief(strategy):
+        with strategy.scope():
+            return _run(config, split, full_train)
+    # The other workers train alongside the chief and write their copy of the run (model,
+    # backups) to a directory of their own that is removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="keras-recae-worker-") as scratch:
+        with strategy.scope():
+            return _run(dataclasses.replace(config, out=scratch), split, full_train)
+
+
+def _run(config: RunConfig, split, full_train) -> RunResult:
+    import keras
+    import numpy as np
+
+    from keras_recae.evaluation import evaluate_ranking
+
+    cls = model_class(config.model)
+    settings = check_settings(cls, dict(config.settings))
+    if config.precision not in PRECISIONS:
+        raise ConfigError(
+            f"--precision should be one of {', '.join(PRECISIONS)}. Received: {config.precision}"
+        )
+    spec = config.data if config.data.seed is not None else config.data.updated(seed=config.seed)
+    out = Path(config.out or f"runs/{config.model}")
+    backup = out / BACKUP_DIR
+    resuming = backup.is_dir()
+    if (out / MODEL_FILE).exists() and not resuming:
+        raise ConfigError(
+            f"{out} already holds a finished run ({MODEL_FILE}); choose another --out or remove it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = list(config.metrics or DEFAULT_METRICS)
+    write_json_atomic(
+        out / RUN_FILE, {"model": config.model, "settings": settings, **spec.to_dict()}
+    )
+
+    keras.utils.set_random_seed(config.seed)
+    if config.precision != "float32":
+        keras.config.set_dtype_policy(config.precision)
+    if split is None:
+        split, full_train = load_split(
+            spec, explicit=cls.explicit, default_validation=0.0 if cls.closed_form else 0.1
+        )
+    _say(
+        config,
+        f"data: {split.train.n_users} train users, {split.train.n_items} items, "
+        f"{split.train.nnz} train interactions; protocol {split.protocol}; "
+        f"validation users {split.validation.n_users if split.validation else 0}, "
+        f"test users {split.test.n_users if split.test else 0}",
+    )
+    if takes_seed(cls):
+        settings.setdefault("seed", config.seed)
+    model = _new_model(cls, settings, split)
+
+    summary = {
+        "model": config.model,
+        "config": None,
+        "data": spec.data,
+        "test_data": spec.test,
+        "protocol": split.protocol,
+        "n_users": split.train.n_users,
+        "n_items": split.train.n_items,
+        "threads": config.threads,
+        "precision": config.precision,
+        "distribute": config.distribute,
+    }
+    validation_metrics = {}
+    started = time.perf_counter()
+    if cls.closed_form:
+        model.fit(split.train)
+        train_seconds = time.perf_counter() - started
+        epochs_run, best_epoch, seconds_per_epoch = 0, None, train_seconds
+        if split.validation is not None:
+            validation_metrics = evaluate_ranking(model, split.validation, metrics)
+    else:
+        _compile(model, config)
+        selection_file = backup / "selection.json"
+        if selection_file.is_file():
+            # A rerun after the selection phase finished goes straight to the retraining.
+            with open(selection_file, encoding="utf-8") as file:
+                selection = json.load(file)
+        else:
+            history, evaluation, timer = fit(
+                model,
+                split.train.matrix,
+                split.validation,
+                config,
+                backup,
+                out,
+                resuming,
+                metrics=metrics,
+            )
+            losses = history.history.get("loss", [])
+            if timer.stopped_on_nan or any(not np.isfinite(v) for v in losses):
+                # A rerun must start afresh, not resume from the diverged weights.
+                shutil.rmtree(backup, ignore_errors=True)
+                raise TrainingDiverged(
+                    f"the loss became NaN at epoch {timer.last_epoch}; no model was written. "
+                    "Lower the learning rate (--lr) or check the data."
+                )
+            selection = {
+                "epochs_run": timer.last_epoch,
+                "best_epoch": evaluation.best_epoch if evaluation else timer.last_epoch,
+                "validation": dict(evaluation.best_metrics) if evaluation else {},
+            }
+        epochs_run, best_epoch = selection["epochs_run"], selection["best_epoch"]
+        validation_metrics = selection["validation"]
+        # history.csv holds every epoch, also those of an earlier, interrupted process.
+        seconds = epoch_seconds(out / HISTORY_FILE)
+        seconds_per_epoch = float(np.mean(seconds)) if seconds else None
+        train_seconds = float(np.sum(seconds))
+        if config.retrain and full_train is not None and best_epoch:
+            write_json_atomic(selection_file, selection)
+            _say(config, f"retraining on the full train lines for {best_epoch} epochs")
+            keras.utils.set_random_seed(config.seed)
+            model = _new_model(cls, settings, split)
+            _compile(model, config)
+            retrain_config = dataclasses.replace(config, epochs=best_epoch)
+            _, _, retrain_timer = fit(
+                model, full_train.matrix, None, retrain_config, backup / "retrain", None
+            )
+            train_seconds += float(np.sum(retrain_timer.seconds))
+        summary["reported_model"] = (
+            "retrained on the full train lines for the best epoch count"
+            if config.retrain and full_train is not None
+            else "best validation epoch"
+        )
+    test_metrics = evaluate_part(model, split.test, metrics) if split.test else {}
+    summary.update(
+        {
+            "config": model.get_config(),
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "seconds_per_epoch": seconds_per_epoch,
+            "train_seconds": train_seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "validation": validation_metrics,
+            "test": test_metrics,
+        }
+    )
+    save_model_atomic(model, out / MODEL_FILE)
+    write_json_atomic(out / METRICS_FILE, summary)
+    shutil.rmtree(backup, ignore_errors=True)
+    return RunResult(out, model, summary)
+
+
+def _new_model(cls, settings: dict, split):
+    model = cls(**settings)
+    model.set_item_ids(split.item_ids)
+    if model.user_conditioned:
+        model.set_user_ids(split.train.user_ids)
+    return model
+
+
+def _compile(model, config: RunConfig) -> None:
+    from keras_recae.optimizers import FusedAdam
+
+    model.compile(optimizer=FusedAdam(config.lr), jit_compile=config.jit_compile)
+
+
+def fit(
+    model,
+    matrix,
+    validation,
+    config: RunConfig,
+    backup: Path,
+    out: Path | None,
+    resuming: bool = False,
+    metrics=None,
+):
+    """`model.fit` with validation, resumable backups and per-epoch timing.
+
+    The one fit path of ranking and rating models: the model prepares itself for `matrix`
+    (`adapt`), gives its batches (`training_batches`), and the validation part is
+    evaluated with ranking metrics, or RMSE and MAE for rating models.
+
+    Returns:
+        `(history, evaluation, timer)`: Keras's `History`, the model-selection callback
+        (None without `validation`) and the `EpochTimer`.
+    """
+    from keras_recae.callbacks import EpochTimer
+
+    timer = EpochTimer()
+    evaluation = None
+    if validation is not None:
+        evaluation = _selection_callback(model, validation, config, backup, metrics)
+    callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
+    model.adapt(matrix)
+    # 0: one batch of every training row (items for the item-based AutoRec).
+    batch_size = config.batch_size or model.n_training_rows(matrix)
+    dataset = model.training_batches(
+        matrix, batch_size, shuffle=True, seed=shuffle_seed(config.seed, backup)
+    )
+    history = model.fit(
+        dataset,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=config.verbose if config.verbose > 1 else 0,
+        shuffle=False,
+    )
+    return history, evaluation, timer
+
+
+def _selection_callback(model, validation, config: RunConfig, backup: Path, metrics):
+    from keras_recae.callbacks import RankingEvaluation, RatingEvaluation
+
+    common = {
+        "every": config.eval_every,
+        "patience": config.patience,
+        "batch_size": config.batch_size or EVAL_BATCH_SIZE,
+        "verbose": 1 if config.verbose else 0,
+        "state_dir": str(backup),
+    }
+    if model.explicit:
+        monitor = config.monitor.removeprefix("val_")
+        monitor = monitor if monitor in RatingEvaluation.METRICS else "rmse"
+        return RatingEvaluation(validation, monitor=monitor, **common)
+    metrics = list(metrics or config.metrics or DEFAULT_METRICS)
+    return RankingEvaluation(validation, metrics=metrics, monitor=config.monitor, **common)
+
+
+def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | None, resuming):
+    """Timing, NaN stop, evaluation, resume, history and decay, in the order they need."""
+    import keras
+
+    from keras_recae.callbacks import LearningRateDecay, RandomStateBackup
+
+    callbacks = [timer, keras.callbacks.TerminateOnNaN()]
+    if evaluation is not None:
+        callbacks.append(evaluation)
+    callbacks.append(
+        keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
+    )
+    callbacks.append(RandomStateBackup(str(backup)))
+    if out is not None:
+        callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
+    if config.lr_decay:
+        # First, so that the history file sees the epoch's `learning_rate`.
+        callbacks.insert(0, LearningRateDecay(config.lr, config.lr_decay))
+    return callbacks
+
+
+def shuffle_seed(seed: int, backup: Path) -> int:
+    """The seed of the training data's shuffle: `seed`, or one of its own after a resume.
+
+    tf.data reshuffles with a counter that starts again in a new process, so a run resumed
+    from `backup` with the same seed would see the batch orders of its first epochs again.
+    Resumed at epoch e (from Keras's `BackupAndRestore` metadata), the seed becomes
+    `seed + 1_000_003 * e`.
+    """
+    metadata = Path(backup) / "keras" / "training_metadata.json"
+    if not metadata.is_file():
+        return seed
+    with open(metadata, encoding="utf-8") as file:
+        epoch = int(json.load(file).get("epoch") or 0)
+    return seed + 1_000_003 * epoch
+
+
+def evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:
+    """Ranking metrics of an evaluation set, or RMSE and MAE for rating models."""
+    from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
+
+    if model.explicit:
+        return evaluate_ratings(model, eval_set, batch_size=batch_size)
+    return evaluate_ranking(model, eval_set, metrics, batch_size=batch_size)
+
+
+def evaluate_run(
+    run_dir,
+    data: DataSpec | None = None,
+    metrics=None,
+    batch_size: int = EVAL_BATCH_SIZE,
+    threads: int | None = None,
+) -> dict:
+    """Evaluates a run's model on the validation and test parts of its data.
+
+    Args:
+        run_dir: path. A run directory of `train` (or a `.keras` file).
+        data: DataSpec | None. Fields that are not None replace those of the run's
+            `run.json`; needed in full when the run has none. Defaults to None.
+        metrics: sequence of str | None. Ranking metrics; `DEFAULT_METRICS` when None.
+        batch_size: int. Users scored at once; 0 means 500. Defaults to 500.
+        threads: int | None. CPU threads of TensorFlow and BLAS. Defaults to None.
+
+    Returns:
+        `{"protocol": ..., "validation": {...}, "test": {...}}`, a part present when the
+        split has it.
+    """
+    from keras_recae.data.split import align_eval_set
+
+    configure_threads(threads)
+    run = load_run(run_dir)
+    spec = DataSpec.from_dict(run.options)
+    if data is not None:
+        spec = spec.updated(**data.to_dict())
+    if spec.data is None:
+        raise ConfigError(f"--data is needed: {run_dir} has no {RUN_FILE} naming the data")
+    split, _ = load_split(spec, explicit=run.model.explicit)
+    metrics = list(metrics or DEFAULT_METRICS)
+    results = {"protocol": split.protocol}
+    for part in ("validation", "test"):
+        eval_set = getattr(split, part)
+        if eval_set is None:
+            continue
+        if run.model.item_ids is not None:
+            eval_set = align_eval_set(eval_set, split.item_ids, run.model.item_ids)
+        results[part] = evaluate_part(
+            run.model, eval_set, metrics, batch_size=batch_size or EVAL_BATCH_SIZE
+        )
+    return results
+
+
+def _say(config: RunConfig, message: str) -> None:
+    if config.verbose:
+        print(message, flush=True)

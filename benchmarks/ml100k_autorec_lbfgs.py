@@ -61,7 +61,7 @@ def minimise(data, l2: float, hidden: int, iterations: int, validation=None):
     @tf.function
     def loss_and_gradient():
         with tf.GradientTape() as tape:
-            loss, _ = model._loss_parts(rows)
+            loss = model.loss_parts(rows, training=True)["loss"]
         gradients = tape.gradient(loss, weights)
         return loss, tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
 

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_recae.checks import check_positive_int
 from keras_recae.data.split import EvalSet
 from keras_recae.evaluation import DEFAULT_METRICS, evaluate_ranking, evaluate_ratings
 from keras_recae.metrics import parse_metric_names
+from keras_recae.models.recommender import Recommender
 
 
 class _ModelSelection(keras.callbacks.Callback):
@@ -40,16 +42,9 @@ class _ModelSelection(keras.callbacks.Callback):
         state_dir,
     ):
         super().__init__()
-        if not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"`every` should be a positive integer. Received: every={every}")
-        if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
-            raise ValueError(
-                f"`patience` should be a positive integer or None. Received: patience={patience}"
-            )
-        if batch_size < 1:
-            raise ValueError(
-                f"`batch_size` should be a positive integer. Received: batch_size={batch_size}"
-            )
+        check_positive_int("every", every)
+        check_positive_int("patience", patience, allow_none=True)
+        check_positive_int("batch_size", batch_size)
         self.eval_set = eval_set
         self.monitor = monitor
         self.every = int(every)
@@ -290,9 +285,10 @@ class LearningRateDecay(keras.callbacks.Callback):
 
     The rate of an epoch follows from its number alone, so a `fit` resumed by
     `keras.callbacks.BackupAndRestore` continues the schedule where it stopped. Every
-    optimizer of the model is set: `optimizer`, and `decoder_optimizer` where the model has
-    one (RecVAE). The effect equals `keras.optimizers.schedules.ExponentialDecay` with
-    `staircase=True` and `decay_steps` the batches of an epoch, without knowing that number.
+    optimizer of the model is set: those of `Recommender.training_optimizers()` (two for
+    RecVAE), else the compiled one. The effect equals
+    `keras.optimizers.schedules.ExponentialDecay` with `staircase=True` and `decay_steps`
+    the batches of an epoch, without knowing that number.
 
     Args:
         learning_rate: float. The rate of the first epoch (epoch 0).
@@ -325,10 +321,12 @@ class LearningRateDecay(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         rate = self.rate(epoch)
-        for name in ("optimizer", "decoder_optimizer"):
-            optimizer = getattr(self.model, name, None)
-            if optimizer is not None:
-                optimizer.learning_rate = rate
+        if isinstance(self.model, Recommender):
+            optimizers = self.model.training_optimizers()
+        else:
+            optimizers = [self.model.optimizer]
+        for optimizer in optimizers:
+            optimizer.learning_rate = rate
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
+from keras_recae.data import ids
 from keras_recae.data.readers import DataFormatError
 from keras_recae.data.spec import DataSpec
 from keras_recae.errors import ConfigError
@@ -40,55 +42,41 @@ def parse_settings(pairs: list[str] | None) -> dict:
 
 
 def data_spec(args) -> DataSpec:
-    """The data flags of `train` and `evaluate`."""
-    return DataSpec(
-        data=args.data,
-        test=args.test,
-        format=args.format,
-        protocol=args.protocol,
-        heldout_users=args.heldout_users,
-        threshold=args.threshold,
-        validation_fraction=args.validation_fraction,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        rating_col=args.rating_col,
-        seed=args.seed,
-    )
-
-
-def metric_names(args) -> tuple | None:
-    return tuple(args.metrics.split(",")) if args.metrics else None
+    """The data flags of `train`, `tune` and `evaluate`."""
+    return from_flags(DataSpec, args)
 
 
 # ---------------------------------------------------------------------------------------
 # train, evaluate
 
 
+def from_flags(config_class, args, **values):
+    """A config dataclass of the flags named after its fields (None leaves a default)."""
+    names = {field.name for field in dataclasses.fields(config_class)} - set(values)
+    flags = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return config_class(**flags, **values)
+
+
+def run_config(args, **changes):
+    """The `RunConfig` of the flags `train` and `tune` share."""
+    from keras_recae.training import RunConfig
+
+    namespace = argparse.Namespace(**{**vars(args), **changes})
+    return from_flags(RunConfig, namespace, data=data_spec(args), settings=parse_settings(args.set))
+
+
 def train(args) -> int:
-    from keras_recae.training import DEFAULT_METRICS, RunConfig, TrainingDiverged
+    from keras_recae.training import TrainingDiverged
     from keras_recae.training import train as run_training
 
-    config = RunConfig(
-        model=args.model,
-        data=data_spec(args),
-        settings=parse_settings(args.set),
-        out=args.out,
-        epochs=args.epochs,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        batch_size=args.batch_size,
-        metrics=metric_names(args) or DEFAULT_METRICS,
-        monitor=args.monitor,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        retrain=args.retrain,
-        precision=args.precision,
-        jit_compile=args.jit_compile,
-        distribute=args.distribute,
-        devices=args.devices,
-        threads=args.threads,
-        seed=args.seed,
-    )
+    config = run_config(args)
+    if args.params:
+        from keras_recae.search_space import RUN_PARAMETERS
+        from keras_recae.tuning import with_best
+
+        # The flags given on the command line win over the study's.
+        given = {name for name in RUN_PARAMETERS if getattr(args, name) is not None}
+        config = with_best(config, args.params, given)
     try:
         result = run_training(config)
     except TrainingDiverged as error:
@@ -99,13 +87,36 @@ def train(args) -> int:
     return 0
 
 
+def tune(args) -> int:
+    from keras_recae.models.registry import model_class
+    from keras_recae.search_space import parse_space
+    from keras_recae.tuning import BEST_FILE, TuneConfig, setting_kinds
+    from keras_recae.tuning import tune as run_tune
+
+    config = from_flags(
+        TuneConfig,
+        args,
+        run=run_config(args, threads=args.threads or 1),
+        study_dir=args.study or f"studies/{args.model}",
+        space=parse_space(args.space, setting_kinds(model_class(args.model))),
+        figures=not args.no_figures,
+    )
+    result = run_tune(config)
+    print(json.dumps(result.best, indent=2))
+    print(
+        f"wrote {result.study_dir / BEST_FILE}; train the winner: keras-recae train "
+        f"{args.model} --params {result.study_dir / BEST_FILE} --retrain ..."
+    )
+    return 0
+
+
 def evaluate(args) -> int:
     from keras_recae.training import evaluate_run
 
     results = evaluate_run(
         args.run_dir,
         data_spec(args),
-        metrics=metric_names(args),
+        metrics=args.metrics,
         batch_size=args.batch_size,
         threads=args.threads,
     )
@@ -134,12 +145,10 @@ def export_model(args) -> int:
 def parse_ids(text: str, dtype: str, flag: str) -> list:
     """Comma-separated raw ids, as integers for int64 models."""
     values = [value.strip() for value in text.split(",") if value.strip()]
-    if dtype != "int64":
-        return values
-    try:
-        return [int(value) for value in values]
-    except ValueError:
-        raise UsageError(f"{flag}: this model's ids are integers. Received: {text!r}") from None
+    numbers = ids.integer_ids(values) if dtype == "int64" else values
+    if numbers is None:
+        raise UsageError(f"{flag}: this model's ids are integers. Received: {text!r}")
+    return list(numbers)
 
 
 def recommend(args) -> int:
@@ -147,23 +156,13 @@ def recommend(args) -> int:
         MISSING_SCORE,
         RECOMMEND_FOR_USER,
         SERVING_DEFAULT,
-        GrpcClient,
-        RestClient,
-        SavedModelClient,
         ServingError,
+        open_client,
     )
 
-    sources = [source for source in (args.export_dir, args.url, args.grpc) if source]
-    if len(sources) != 1:
-        raise UsageError("give one model: EXPORT_DIR, --url URL or --grpc HOST:PORT")
     signature = SERVING_DEFAULT if args.user is None else RECOMMEND_FOR_USER
     try:
-        if args.export_dir:
-            client = SavedModelClient(args.export_dir, version=args.version)
-        elif args.url:
-            client = RestClient(args.url, args.model, version=args.version)
-        else:
-            client = GrpcClient(args.grpc, args.model, version=args.version)
+        client = open_client(args.export_dir, args.url, args.grpc, args.model, args.version)
         with client:
             dtypes = client.input_dtypes(signature)
             items = parse_ids(args.items, dtypes["item_ids"], "--items")
@@ -203,21 +202,7 @@ def refine(args) -> int:
     from keras_recae.refining import refine as run_refine
     from keras_recae.training import TrainingDiverged
 
-    config = RefineConfig(
-        vectors=args.vectors,
-        out=args.out,
-        model=args.model,
-        dim=args.dim,
-        format=args.format,
-        ids=args.ids,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        settings=parse_settings(args.set),
-        run_dir=args.run_dir,
-        seed=args.seed,
-        threads=args.threads,
-    )
+    config = from_flags(RefineConfig, args, settings=parse_settings(args.set))
     try:
         result = run_refine(config)
     except TrainingDiverged as error:
@@ -236,62 +221,75 @@ def refine(args) -> int:
 # main
 
 
-def _batch_size(text: str) -> int:
-    """`--batch-size`: a whole number of rows, 0 for full batches."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+def _checked(convert, valid, expected: str):
+    """An argparse type: `convert(text)` where `valid` accepts it, else the expected form."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _decay(text: str) -> float:
-    """`--lr-decay`: a factor in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {text!r}")
-    return value
+_batch_size = _checked(int, lambda value: value >= 0, "a whole number >= 0")
+_decay = _checked(float, lambda value: 0.0 < value <= 1.0, "a factor in (0, 1]")
+# The data flags of `train`, `tune` and `evaluate`: the fields of `DataSpec`.
+DATA_FLAGS = {
+    "--test": (str, "the test file of a given split (e.g. u1.test)"),
+    "--format": (str, "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)"),
+    "--heldout-users": (int, "strong: validation users, and test users"),
+    "--threshold": (float, "implicit models keep ratings above it (default 3.5)"),
+    "--validation-fraction": (float, "given/random: train share held out for model selection"),
+    "--user-col": (str, "table formats: the user column"),
+    "--item-col": (str, "table formats: the item column"),
+    "--rating-col": (str, "table formats: the rating column"),
+}
 
 
 def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument(
         "--data", required=required, help="a ratings file or directory, or 'synthetic'"
     )
-    parser.add_argument("--test", help="the test file of a given split (e.g. u1.test)")
-    parser.add_argument(
-        "--format",
-        help="ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)",
-    )
     parser.add_argument("--protocol", choices=["given", "strong", "random"])
-    parser.add_argument(
-        "--heldout-users", type=int, help="strong: validation users, and test users"
-    )
-    parser.add_argument(
-        "--threshold", type=float, help="implicit models keep ratings above it (default 3.5)"
-    )
-    parser.add_argument(
-        "--validation-fraction",
-        type=float,
-        help="given/random: share of train interactions held out for model selection",
-    )
-    parser.add_argument("--user-col", help="table formats: the user column")
-    parser.add_argument("--item-col", help="table formats: the item column")
-    parser.add_argument("--rating-col", help="table formats: the rating column")
+    for flag, (kind, text) in DATA_FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--seed", type=int, default=None if not required else 0)
-    parser.add_argument("--metrics", help="comma-separated, e.g. recall@20,ndcg@100")
+    parser.add_argument(
+        "--metrics", type=lambda text: tuple(text.split(",")), help="e.g. recall@20,ndcg@100"
+    )
     parser.add_argument(
         "--batch-size",
         type=_batch_size,
-        default=500,
         help="rows per batch: users, or items for the item-based AutoRec (default 500); "
         "train: 0 trains on full batches, all rows at once (evaluation goes 500 at a time)",
     )
     parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
+
+
+def add_fit_arguments(parser) -> None:
+    """The training flags of `train` and `tune`."""
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    parser.add_argument(
+        "--lr-decay",
+        type=_decay,
+        metavar="FACTOR",
+        help="multiply the learning rate by FACTOR after each epoch (e.g. 0.99)",
+    )
+    parser.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"
+    )
+    parser.add_argument("--monitor", default="ndcg@100", help="metric choosing the epoch")
+    parser.add_argument("--eval-every", type=int, default=1)
+    parser.add_argument("--patience", type=int, help="evaluations without improvement")
+    parser.add_argument(
+        "--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,28 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser = commands.add_parser("train", help="train a model and evaluate it")
     train_parser.add_argument("model", help="mult-vae, mult-dae, ease, ...")
     add_data_arguments(train_parser, required=True)
-    train_parser.add_argument("--epochs", type=int, default=200)
-    train_parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    train_parser.add_argument(
-        "--lr-decay",
-        type=_decay,
-        metavar="FACTOR",
-        help="multiply the learning rate by FACTOR after each epoch (e.g. 0.99)",
-    )
+    add_fit_arguments(train_parser)
     train_parser.add_argument("--out", help="run directory (default runs/MODEL)")
-    train_parser.add_argument(
-        "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"
-    )
-    train_parser.add_argument("--monitor", default="ndcg@100", help="metric choosing the epoch")
-    train_parser.add_argument("--eval-every", type=int, default=1)
-    train_parser.add_argument("--patience", type=int, help="evaluations without improvement")
     train_parser.add_argument(
         "--retrain",
         action="store_true",
         help="given: retrain on all train lines for the chosen epoch count",
     )
     train_parser.add_argument(
-        "--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32"
+        "--params", metavar="BEST_JSON", help="a study's best.json (keras-recae tune)"
     )
     train_parser.add_argument(
         "--jit-compile",
@@ -346,6 +331,23 @@ def build_parser() -> argparse.ArgumentParser:
         "cpu:0,cpu:1 splits the CPU into logical devices",
     )
     train_parser.set_defaults(handler=train)
+
+    tune_parser = commands.add_parser("tune", help="search a model's settings (Optuna)")
+    tune_parser.add_argument("model", help="mult-vae, cdae, ease, ...")
+    add_data_arguments(tune_parser, required=True)
+    add_fit_arguments(tune_parser)
+    tune_parser.add_argument("--trials", type=int, default=20, help="the study's total")
+    tune_parser.add_argument("--timeout", type=float, help="start no trial after S seconds")
+    tune_parser.add_argument("--study", metavar="DIR", help="default studies/MODEL")
+    tune_parser.add_argument(
+        "--space", action="append", metavar="NAME=LOW:HIGH[:log]|A,B,C", help="a dimension"
+    )
+    tune_parser.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    tune_parser.add_argument("--storage", help="an Optuna storage URL shared by machines")
+    tune_parser.add_argument("--study-name", help="the study's name (default MODEL)")
+    tune_parser.add_argument("--workers", type=int, default=1, help="trial processes")
+    tune_parser.add_argument("--no-figures", action="store_true", help="no PNG figures")
+    tune_parser.set_defaults(handler=tune)
 
     evaluate_parser = commands.add_parser("evaluate", help="evaluate a trained model")
     evaluate_parser.add_argument("run_dir", help="a run directory written by train")

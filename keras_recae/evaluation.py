@@ -5,7 +5,6 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 
-import keras
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
@@ -14,8 +13,8 @@ from keras_recae.checks import check_positive_int
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
-from keras_recae.models.recommender import Recommender
 from keras_recae.metrics import parse_metric_names, ranking_metrics, rating_metrics
+from keras_recae.models.recommender import Recommender
 
 DEFAULT_METRICS = (
     "recall@20",
@@ -174,7 +173,7 @@ def evaluate_ranking(
     inputs = sp.csr_matrix(eval_set.inputs)[users]
     targets = sp.csr_matrix(eval_set.targets)[users]
     max_k = max(k for _, k in parsed)
-    user_indices = _user_indices(model, np.asarray(eval_set.user_ids)[users])
+    user_indices = training_user_rows(model, np.asarray(eval_set.user_ids)[users])
     top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
     results = ranking_metrics(
         top,
@@ -230,7 +229,7 @@ def evaluate_ratings(
         raise ValueError("No user of `eval_set` has a held-out rating: nothing to evaluate.")
     inputs = sp.csr_matrix(eval_set.inputs, dtype=np.float32)[users]
     targets = targets[users]
-    user_indices = _user_indices(model, np.asarray(eval_set.user_ids)[users])
+    user_indices = training_user_rows(model, np.asarray(eval_set.user_ids)[users])
     predict = _rating_function(model, batch_size, inputs.shape[1], user_indices is not None)
     batches = sparse_batches(inputs, batch_size, targets=targets, prefetch=False)
     predicted = []
@@ -243,7 +242,7 @@ def evaluate_ratings(
     return rating_metrics(np.concatenate(predicted), targets.data)
 
 
-def _user_indices(model, user_ids: np.ndarray) -> np.ndarray | None:
+def training_user_rows(model, user_ids: np.ndarray) -> np.ndarray | None:
     """Rows of the model's training users for raw ids; None for a model without users."""
     if not model.user_conditioned or model.user_ids is None:
         return None

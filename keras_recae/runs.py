@@ -27,7 +27,8 @@ BACKUP_DIR = "backup"
 def write_json_atomic(path, content: dict) -> None:
     """Writes `content` as indented JSON to a temporary file, then renames it to `path`."""
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
+    # Named after the process: several processes may write one file (a study's workers).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "w", encoding="utf-8") as file:
         json.dump(content, file, indent=2, default=_json_default)
         file.write("\n")

@@ -94,6 +94,10 @@ class RunConfig:
             Defaults to None.
         retrain: bool. Under `given`, retrain a new model on the full train lines for the
             chosen epoch count, and report that one. Defaults to False.
+        select: bool. False when the epoch count is already known (`epochs`, e.g. a
+            tuning study's best): with `retrain` and a validation part carved from the
+            train lines, the selection phase is skipped and the model is trained on the
+            full train lines for `epochs` epochs. No effect otherwise. Defaults to True.
         precision: str. `float32`, `mixed_float16` or `mixed_bfloat16`. Defaults to
             `"float32"`.
         jit_compile: bool | str. XLA for the train step; `"auto"` leaves it to Keras (on
@@ -120,6 +124,7 @@ class RunConfig:
     eval_every: int = 1
     patience: int | None = None
     retrain: bool = False
+    select: bool = True
     precision: str = "float32"
     jit_compile: bool | str = "auto"
     distribute: str = "none"
@@ -152,7 +157,9 @@ class RunResult:
         return self.summary["test"]
 
 
-def train(config: RunConfig, split=None, full_train=None) -> RunResult:
+def train(
+    config: RunConfig, split=None, full_train=None, callbacks=(), read_test: bool = True
+) -> RunResult:
     """Runs `config`: selection on validation, optional retraining, test evaluation.
 
     A run directory holding `backup/` is resumed: the same config continues where the
@@ -166,6 +173,11 @@ def train(config: RunConfig, split=None, full_train=None) -> RunResult:
             Defaults to None.
         full_train: Interactions | None. With `split`: what `retrain` fits on.
             Defaults to None.
+        callbacks: sequence of keras.callbacks.Callback. Added last to the selection
+            phase's fit, so they see its `val_` logs (the tuner's pruning) after the
+            epoch is backed up and logged. Defaults to `()`.
+        read_test: bool. False leaves the test part out (see `load_split`): the summary's
+            `test` is empty. Defaults to True.
 
     Raises:
         ConfigError: a setting that cannot work, before anything is written.
@@ -180,8 +192,8 @@ def train(config: RunConfig, split=None, full_train=None) -> RunResult:
     previous_policy = keras.config.dtype_policy()
     try:
         if strategy is None:
-            return _run(config, split, full_train)
-        return _run_distributed(config, split, full_train, strategy)
+            return _run(config, split, full_train, callbacks, read_test)
+        return _run_distributed(config, split, full_train, callbacks, read_test, strategy)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -226,21 +238,24 @@ def make_strategy(config: RunConfig):
     return strategy
 
 
-def _run_distributed(config: RunConfig, split, full_train, strategy) -> RunResult:
+def _run_distributed(
+    config: RunConfig, split, full_train, callbacks, read_test, strategy
+) -> RunResult:
     """`_run` under the strategy's scope; only the chief worker writes the run."""
     from keras_recae import distribute
 
     if distribute.is_chief(strategy):
         with strategy.scope():
-            return _run(config, split, full_train)
+            return _run(config, split, full_train, callbacks, read_test)
     # The other workers train alongside the chief and write their copy of the run (model,
     # backups) to a directory of their own that is removed afterwards.
     with tempfile.TemporaryDirectory(prefix="keras-recae-worker-") as scratch:
         with strategy.scope():
-            return _run(dataclasses.replace(config, out=scratch), split, full_train)
+            scratch_config = dataclasses.replace(config, out=scratch)
+            return _run(scratch_config, split, full_train, callbacks, read_test)
 
 
-def _run(config: RunConfig, split, full_train) -> RunResult:
+def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResult:
     import keras
     import numpy as np
 
@@ -271,7 +286,10 @@ def _run(config: RunConfig, split, full_train) -> RunResult:
         keras.config.set_dtype_policy(config.precision)
     if split is None:
         split, full_train = load_split(
-            spec, explicit=cls.explicit, default_validation=0.0 if cls.closed_form else 0.1
+            spec,
+            explicit=cls.explicit,
+            default_validation=0.0 if cls.closed_form else 0.1,
+            read_test=read_test,
         )
     _say(
         config,
@@ -307,7 +325,9 @@ def _run(config: RunConfig, split, full_train) -> RunResult:
     else:
         _compile(model, config)
         selection_file = backup / "selection.json"
-        if selection_file.is_file():
+        if not config.select and config.retrain and full_train is not None:
+            selection = {"epochs_run": 0, "best_epoch": config.epochs, "validation": {}}
+        elif selection_file.is_file():
             # A rerun after the selection phase finished goes straight to the retraining.
             with open(selection_file, encoding="utf-8") as file:
                 selection = json.load(file)
@@ -321,6 +341,7 @@ def _run(config: RunConfig, split, full_train) -> RunResult:
                 out,
                 resuming,
                 metrics=metrics,
+                extra_callbacks=callbacks,
             )
             losses = history.history.get("loss", [])
             if timer.stopped_on_nan or any(not np.isfinite(v) for v in losses):
@@ -342,6 +363,7 @@ def _run(config: RunConfig, split, full_train) -> RunResult:
         seconds_per_epoch = float(np.mean(seconds)) if seconds else None
         train_seconds = float(np.sum(seconds))
         if config.retrain and full_train is not None and best_epoch:
+            backup.mkdir(parents=True, exist_ok=True)
             write_json_atomic(selection_file, selection)
             _say(config, f"retraining on the full train lines for {best_epoch} epochs")
             keras.utils.set_random_seed(config.seed)
@@ -399,6 +421,7 @@ def fit(
     out: Path | None,
     resuming: bool = False,
     metrics=None,
+    extra_callbacks=(),
 ):
     """`model.fit` with validation, resumable backups and per-epoch timing.
 
@@ -417,6 +440,8 @@ def fit(
     if validation is not None:
         evaluation = _selection_callback(model, validation, config, backup, metrics)
     callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
+    # Last: they see the validation logs, and the epoch is backed up and logged first.
+    callbacks += list(extra_callbacks)
     model.adapt(matrix)
     # 0: one batch of every training row (items for the item-based AutoRec).
     batch_size = config.batch_size or model.n_training_rows(matrix)

@@ -7,10 +7,10 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.models import Recommender
 from keras_recae.callbacks import LearningRateDecay, RandomStateBackup, RankingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
+from keras_recae.models import Recommender
 
 N_ITEMS = 8
 

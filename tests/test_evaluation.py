@@ -2,15 +2,14 @@ import gc
 import math
 import weakref
 
-import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.models import Recommender
 from keras_recae.data.split import EvalSet
 from keras_recae.evaluation import evaluate_ranking, top_k_items
+from keras_recae.models import Recommender
 
 
 class ItemItemScorerFixture(Recommender):

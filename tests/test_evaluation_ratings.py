@@ -6,11 +6,11 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.models import Recommender
 from keras_recae.callbacks import RatingEvaluation
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
 from keras_recae.evaluation import evaluate_ratings
+from keras_recae.models import Recommender
 from keras_recae.sparse_ops import row_counts, row_sums
 
 N_ITEMS = 7

@@ -6,23 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-
-def _as_id_array(values) -> np.ndarray:
-    """Raw ids as int64 when every id is an integer, else as Python strings."""
-    array = np.asarray(values)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64)
-    if array.dtype.kind == "f":
-        if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-            return array.astype(np.int64)
-    as_str = array.astype(str)
-    try:
-        as_int = as_str.astype(np.int64)
-    except ValueError:
-        return as_str.astype(object)
-    if np.array_equal(as_int.astype(str), as_str):
-        return as_int
-    return as_str.astype(object)
+from keras_recae.data.ids import as_strings, parse_ids
 
 
 class Interactions:
@@ -52,8 +36,8 @@ class Interactions:
         matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         matrix.sum_duplicates()
         matrix.sort_indices()
-        user_ids = _as_id_array(user_ids)
-        item_ids = _as_id_array(item_ids)
+        user_ids = parse_ids(user_ids)
+        item_ids = parse_ids(item_ids)
         if matrix.shape != (len(user_ids), len(item_ids)):
             raise ValueError(
                 f"`matrix` has shape {matrix.shape} but there are {len(user_ids)} user ids "
@@ -80,8 +64,8 @@ class Interactions:
         are given, in which case pairs whose id is not in them are dropped.
         A repeated (user, item) pair keeps its last rating.
         """
-        users = _as_id_array(users)
-        items = _as_id_array(items)
+        users = parse_ids(users)
+        items = parse_ids(items)
         if ratings is None:
             ratings = np.ones(len(users), dtype=np.float32)
         ratings = np.asarray(ratings, dtype=np.float32)
@@ -90,8 +74,8 @@ class Interactions:
                 f"`users`, `items` and `ratings` should have the same length. Received: "
                 f"{len(users)}, {len(items)}, {len(ratings)}."
             )
-        user_vocab = np.unique(users) if user_ids is None else _as_id_array(user_ids)
-        item_vocab = np.unique(items) if item_ids is None else _as_id_array(item_ids)
+        user_vocab = np.unique(users) if user_ids is None else parse_ids(user_ids)
+        item_vocab = np.unique(items) if item_ids is None else parse_ids(item_ids)
         rows = _lookup(user_vocab, users)
         cols = _lookup(item_vocab, items)
         keep = (rows >= 0) & (cols >= 0)
@@ -166,7 +150,7 @@ class Interactions:
 
     def with_item_ids(self, item_ids) -> Interactions:
         """The same interactions over another item vocabulary; items not in it are dropped."""
-        item_ids = _as_id_array(item_ids)
+        item_ids = parse_ids(item_ids)
         coo = self.matrix.tocoo()
         cols = _lookup(item_ids, self.item_ids)[coo.col]
         keep = cols >= 0
@@ -179,11 +163,11 @@ class Interactions:
 
     def item_index(self, raw_ids) -> np.ndarray:
         """Column indices of raw item ids; -1 for ids not in the vocabulary."""
-        return _lookup(self.item_ids, _as_id_array(raw_ids))
+        return _lookup(self.item_ids, parse_ids(raw_ids))
 
     def user_index(self, raw_ids) -> np.ndarray:
         """Row indices of raw user ids; -1 for ids not in the vocabulary."""
-        return _lookup(self.user_ids, _as_id_array(raw_ids))
+        return _lookup(self.user_ids, parse_ids(raw_ids))
 
 
 def _lookup(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -192,8 +176,8 @@ def _lookup(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
     if len(vocabulary) == 0:
         return np.full(len(values), -1, dtype=np.int64)
     if vocabulary.dtype.kind != values.dtype.kind:
-        vocabulary = vocabulary.astype(str).astype(object)
-        values = values.astype(str).astype(object)
+        vocabulary = as_strings(vocabulary)
+        values = as_strings(values)
     order = np.argsort(vocabulary, kind="stable")
     sorted_vocab = vocabulary[order]
     position = np.searchsorted(sorted_vocab, values)

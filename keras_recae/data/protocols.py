@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from keras_recae.data.interactions import Interactions, _as_id_array
+from keras_recae.data.ids import parse_ids
+from keras_recae.data.interactions import Interactions
 from keras_recae.data.split import EvalSet, Split
 
 # vae_cf holds out targets only for users with at least this many rows, whatever the
@@ -144,8 +145,8 @@ def split_strong(
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` should be in (0, 1). Received: {test_fraction}")
-    users = _as_id_array(frame["user"].to_numpy())
-    items = _as_id_array(frame["item"].to_numpy())
+    users = parse_ids(frame["user"].to_numpy())
+    items = parse_ids(frame["item"].to_numpy())
     if threshold is not None:
         if "rating" not in frame:
             raise ValueError("`frame` has no `rating` column: pass `threshold=None`.")
@@ -263,8 +264,8 @@ def _given_matrices(
 
 def _union_ids(first: pd.Series, second: pd.Series) -> np.ndarray:
     """The sorted union of two id columns, int64 only if every id of both is an integer."""
-    first = np.unique(_as_id_array(first.to_numpy()))
-    second = np.unique(_as_id_array(second.to_numpy()))
+    first = np.unique(parse_ids(first.to_numpy()))
+    second = np.unique(parse_ids(second.to_numpy()))
     if first.dtype.kind != second.dtype.kind:
         # An integer id of one frame and its string form in the other are the same id.
         first, second = first.astype(str).astype(object), second.astype(str).astype(object)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_recae.data.interactions import _as_id_array
+from keras_recae.data.ids import parse_ids
 
 FORMATS = ("ml-100k", "ml-1m", "ml-20m", "lightgcn", "csv", "tsv", "parquet")
 _ALIASES = {
@@ -506,7 +506,7 @@ def _finish_table(table: pd.DataFrame, names: dict) -> pd.DataFrame:
                 f"missing value",
                 int(np.argmax(missing)),
             )
-        frame[field] = _as_id_array(column.to_numpy())
+        frame[field] = parse_ids(column.to_numpy())
     if "rating" in names:
         column = table[names["rating"]]
         ratings = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)

@@ -94,7 +94,10 @@ class DataSpec:
 
 
 def load_split(
-    spec: DataSpec, explicit: bool = False, default_validation: float = DEFAULT_VALIDATION_FRACTION
+    spec: DataSpec,
+    explicit: bool = False,
+    default_validation: float = DEFAULT_VALIDATION_FRACTION,
+    read_test: bool = True,
 ) -> tuple[Split, Interactions | None]:
     """Reads the data of `spec` and applies its protocol.
 
@@ -104,6 +107,10 @@ def load_split(
             default). Defaults to False.
         default_validation: float. The validation share when `spec` leaves it None.
             Defaults to 0.1.
+        read_test: bool. False leaves the test part out: under `given` the test file is
+            not even read (the items and users are then those of the train file), under
+            the other protocols `split.test` is None. Model selection (the tuner) uses it,
+            so that nothing it chooses can depend on the test lines. Defaults to True.
 
     Returns:
         `(split, full_train)`: the split, and under `given` with a validation share the
@@ -131,14 +138,21 @@ def load_split(
     if validation_fraction is None:
         validation_fraction = default_validation
     protocol = spec.protocol
+    given_files = spec.data != "synthetic" and (
+        spec.test is not None
+        or (
+            Path(spec.data).is_dir()
+            and (Path(spec.data) / "train.txt").is_file()
+            and protocol != "strong"
+        )
+    )
     if spec.data == "synthetic":
         train_frame = synthetic_frame(seed=seed, explicit=explicit)
         test_frame = None
-    elif spec.test is not None or (
-        Path(spec.data).is_dir()
-        and (Path(spec.data) / "train.txt").is_file()
-        and protocol != "strong"
-    ):
+    elif given_files and not read_test:
+        train_frame = _read_train_file(spec, columns)
+        test_frame = train_frame.iloc[:0]
+    elif given_files:
         train_frame, test_frame = read_given(spec.data, spec.test, spec.format, **columns)
     else:
         train_frame = read_ratings(spec.data, spec.format, **columns)
@@ -165,18 +179,33 @@ def load_split(
         full = None
         if validation_fraction:
             full = given_full_train(train_frame, test_frame, binarize_threshold=binarize)
-        return split, full
+        return _without_test(split, read_test), full
     if test_frame is not None:
         raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
     if protocol == "strong":
         heldout = spec.heldout_users
         if heldout is None:
             heldout = max(1, train_frame["user"].nunique() // 10)
-        return split_strong(train_frame, n_heldout_users=heldout, threshold=threshold), None
+        split = split_strong(train_frame, n_heldout_users=heldout, threshold=threshold)
+        return _without_test(split, read_test), None
     split = split_random(
         train_frame,
         test_fraction=RANDOM_TEST_FRACTION,
         validation_fraction=validation_fraction,
         seed=seed,
     )
-    return split, None
+    return _without_test(split, read_test), None
+
+
+def _read_train_file(spec: DataSpec, columns: dict):
+    """The train file of a given split alone: `train.txt` of a directory, or `data`."""
+    from keras_recae.data.readers import read_ratings
+
+    path = Path(spec.data)
+    if path.is_dir():
+        return read_ratings(path / "train.txt", spec.format or "lightgcn", **columns)
+    return read_ratings(path, spec.format, **columns)
+
+
+def _without_test(split: Split, read_test: bool) -> Split:
+    return split if read_test else dataclasses.replace(split, test=None)

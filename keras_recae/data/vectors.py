@@ -30,11 +30,11 @@ record and byte offset in binary files) and what was expected.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
+from keras_recae.data.ids import as_strings, is_integer_kind, vocabulary
 from keras_recae.data.readers import DataFormatError
 
 FORMATS = ("word2vec", "glove", "word2vec-binary", "gensim", "npy", "npz")
@@ -50,7 +50,6 @@ _EXTENSIONS = {
     ".npz": "npz",
 }
 _IDS_SUFFIX = ".ids.txt"
-_INTEGER = re.compile(r"-?[0-9]+")
 _PICKLE_MAGIC = b"\x80"
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -454,7 +453,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise VectorFormatError(
             f"{path}: {len(keys)} keys for {len(vectors)} vectors; expected one key per row"
         )
-    keys = keys.astype(np.int64) if keys.dtype.kind in "iu" else keys.astype(str).astype(object)
+    keys = vocabulary(keys, "keys")
     _check_unique(keys, path, "keys")
     return keys, vectors
 
@@ -506,10 +505,10 @@ def as_keys(keys, n: int | None = None) -> np.ndarray:
     keys = np.asarray(keys)
     if keys.ndim != 1:
         raise ValueError(f"`keys` should be one-dimensional. Received shape {keys.shape}")
-    if keys.dtype.kind in "iu":
+    if is_integer_kind(keys):
         keys = keys.astype(np.int64)
     elif keys.dtype.kind in "UO" or keys.size == 0:
-        keys = keys.astype(str).astype(object)
+        keys = as_strings(keys)
     elif keys.dtype.kind == "S":
         keys = np.array([k.decode("utf-8") for k in keys], dtype=object)
     else:
@@ -521,23 +520,6 @@ def as_keys(keys, n: int | None = None) -> np.ndarray:
     if len(unique) != len(keys):
         raise ValueError(f"`keys` should be unique. Repeated: {list(unique[counts > 1][:5])}")
     return keys
-
-
-def integer_keys(keys: np.ndarray) -> np.ndarray | None:
-    """The keys as int64 when every one is an integer (`"12"` but not `"012"`), else None."""
-    keys = np.asarray(keys)
-    if keys.dtype.kind in "iu":
-        return keys.astype(np.int64)
-    values = []
-    for key in keys.tolist():
-        text = str(key)
-        if not _INTEGER.fullmatch(text) or str(int(text)) != text:
-            return None
-        value = int(text)
-        if not -(2**63) <= value < 2**63:
-            return None
-        values.append(value)
-    return np.array(values, dtype=np.int64)
 
 
 def write_vectors(

@@ -6,6 +6,7 @@ import math
 
 import keras
 
+from keras_recae.checks import check_positive, check_positive_int
 from keras_recae.layers.sparse_dense import SparseDense
 
 
@@ -60,19 +61,10 @@ class RecVAEEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("hidden_dim", hidden_dim),
-            ("latent_dim", latent_dim),
-            ("n_layers", n_layers),
-        ):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"`{name}` should be a positive integer. Received: {name}={value}")
-        if epsilon <= 0:
-            raise ValueError(f"`epsilon` should be > 0. Received: epsilon={epsilon}")
-        self.hidden_dim = int(hidden_dim)
-        self.latent_dim = int(latent_dim)
-        self.n_layers = int(n_layers)
-        self.epsilon = float(epsilon)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.n_layers = check_positive_int("n_layers", n_layers)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]

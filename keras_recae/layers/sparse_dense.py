@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_recae.checks import check_positive_int
 from keras_recae.sparse_ops import sparse_matmul
 
 
@@ -48,9 +49,7 @@ class SparseDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"`units` should be a positive integer. Received: units={units}")
-        self.units = int(units)
+        self.units = check_positive_int("units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

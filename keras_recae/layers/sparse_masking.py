@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recae.checks import check_rate
 from keras_recae.distribute import as_global_batch
 from keras_recae.sparse_ops import with_values
 
@@ -40,9 +41,7 @@ class SparseMasking(keras.layers.Layer):
 
     def __init__(self, rate: float = 0.2, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"`rate` should be in [0, 1). Received: rate={rate}")
-        self.rate = float(rate)
+        self.rate = check_rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True

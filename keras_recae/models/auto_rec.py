@@ -13,6 +13,7 @@ from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
 from keras_recae.models.building import build_stack, features
 from keras_recae.models.rating_autoencoder import RatingAutoencoder, rating_matrix
+from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import batch_size_of, in_xla_context, row_counts
 
 _KINDS = ("item", "user")
@@ -91,6 +92,11 @@ class AutoRec(RatingAutoencoder):
         Filtering. WWW 2015.
     """
 
+    search_space = {
+        "l2": float_range(1.0, 1000.0, log=True),
+        "hidden_units": choice(200, 500, 1000),
+        "lr": float_range(1e-3, 5e-2, log=True),
+    }
     part_names = ("loss", "mse")
 
     def __init__(

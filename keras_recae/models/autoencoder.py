@@ -8,6 +8,7 @@ from keras_recae.checks import check_activation, check_rate
 from keras_recae.distribute import as_global_batch
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.models.reconstruction_autoencoder import ReconstructionAutoencoder
+from keras_recae.search_space import choice, float_range
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
@@ -53,6 +54,13 @@ class Autoencoder(ReconstructionAutoencoder):
         Hinton, Salakhutdinov. Reducing the Dimensionality of Data with Neural
         Networks. Science 2006.
     """
+
+    search_space = {
+        "hidden_dims": choice([200], [600, 200], [1000, 300]),
+        "dropout": float_range(0.0, 0.8),
+        "loss": choice("multinomial", "logistic", "squared"),
+        "lr": float_range(1e-4, 1e-2, log=True),
+    }
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from keras_recae.losses import pointwise_loss, reconstruction_loss
 from keras_recae.models.building import start_output_bias
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import batch_size_of, row_counts
 
 _ACTIVATIONS = ("sigmoid", "identity")
@@ -94,6 +95,12 @@ class CDAE(LossPartsTraining, Recommender):
         Recommender Systems. WSDM 2016.
     """
 
+    search_space = {
+        "corruption": float_range(0.0, 0.8),
+        "hidden_dim": choice(50, 100, 200),
+        "loss": choice("logistic", "squared", "multinomial"),
+        "lr": float_range(1e-3, 3e-2, log=True),
+    }
     part_names = ("loss", "reconstruction")
     user_conditioned = True
     has_encoder = True

@@ -15,6 +15,7 @@ from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.losses import masked_squared_error
 from keras_recae.models.building import build_stack, features
 from keras_recae.models.rating_autoencoder import RatingAutoencoder
+from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import row_counts
 
 
@@ -70,6 +71,12 @@ class DeepRec(RatingAutoencoder):
         arXiv:1708.01715, 2017.
     """
 
+    search_space = {
+        "dropout": float_range(0.0, 0.9),
+        "hidden_dims": choice([128, 128, 256], [256, 256, 512], [512, 512, 1024]),
+        "l2": float_range(1e-7, 1e-3, log=True),
+        "lr": float_range(1e-4, 1e-2, log=True),
+    }
     part_names = ("loss", "mse", "refeed_mse")
     has_encoder = True
 

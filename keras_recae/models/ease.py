@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from keras_recae.checks import check_non_negative, check_positive_int
 from keras_recae.data.interactions import Interactions
 from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import float_range
 
 _GRAM_BLOCK = 2048
 _WEIGHTS_FILE = "item_weights.npy"
@@ -70,6 +71,7 @@ class EASE(Recommender):
         Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019.
     """
 
+    search_space = {"l2": float_range(1.0, 10_000.0, log=True)}
     supports_jit = False
     closed_form = True
 

@@ -10,6 +10,7 @@ from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import multinomial_nll
 from keras_recae.models.building import build_stack, features, vae_cf_dense
 from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
 
@@ -51,6 +52,12 @@ class MultDAE(Recommender):
         Collaborative Filtering. WWW 2018.
     """
 
+    search_space = {
+        "dropout": float_range(0.0, 0.8),
+        "l2": float_range(1e-7, 1e-3, log=True),
+        "hidden_dims": choice([200], [600, 200], [1000, 300]),
+        "lr": float_range(1e-4, 1e-2, log=True),
+    }
     has_encoder = True
 
     def __init__(

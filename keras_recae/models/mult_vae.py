@@ -17,6 +17,7 @@ from keras_recae.losses import gaussian_kl, multinomial_nll
 from keras_recae.models.building import build_stack, features, vae_cf_dense
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import choice, float_range, int_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
 
@@ -63,6 +64,13 @@ class MultVAE(LossPartsTraining, Recommender):
         Collaborative Filtering. WWW 2018.
     """
 
+    search_space = {
+        "beta_cap": float_range(0.05, 1.0),
+        "total_anneal_steps": int_range(1000, 200_000, log=True),
+        "dropout": float_range(0.0, 0.7),
+        "hidden_dims": choice([200], [600, 200], [1000, 300]),
+        "lr": float_range(1e-4, 1e-2, log=True),
+    }
     part_names = ("loss", "nll", "kl", "beta")
     # The same on every replica: tracked as it is, not summed over the replicas.
     replicated_parts = ("beta",)

@@ -21,6 +21,7 @@ from keras_recae.losses import gaussian_log_density, multinomial_nll
 from keras_recae.models.building import features
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import float_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts, row_sums
 
 # The phase each batch of `RecVAE.training_batches` carries.
@@ -88,6 +89,11 @@ class RecVAE(LossPartsTraining, Recommender):
         Autoencoder for Top-N Recommendations with Implicit Feedback. WSDM 2020.
     """
 
+    search_space = {
+        "gamma": float_range(1e-3, 5e-2, log=True),
+        "dropout": float_range(0.0, 0.7),
+        "lr": float_range(1e-4, 3e-3, log=True),
+    }
     part_names = ("loss", "nll", "kl")
     has_encoder = True
 
@@ -176,6 +182,10 @@ class RecVAE(LossPartsTraining, Recommender):
         self._decoder_optimizer_config = keras.saving.serialize_keras_object(decoder_optimizer)
         if self.built:
             self._build_optimizers()
+
+    def training_optimizers(self) -> list:
+        """The encoder's optimizer and the decoder's."""
+        return [self.optimizer, self.decoder_optimizer]
 
     def get_compile_config(self):
         config = super().get_compile_config()

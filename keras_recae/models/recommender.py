@@ -46,6 +46,9 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
     closed_form = False
     user_conditioned = False
     has_encoder = False
+    # The settings a tuning study varies by default (`keras_recae.search_space`): none
+    # here; each model of the zoo declares its own.
+    search_space: dict = {}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -93,6 +96,10 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
         return self.compiled and int(self.optimizer.iterations) > 0
 
     # -- training -----------------------------------------------------------------------
+
+    def training_optimizers(self) -> list:
+        """The optimizers `fit` updates the weights with: the compiled one."""
+        return [self.optimizer]
 
     def adapt(self, matrix: sp.csr_matrix) -> None:
         """Prepares the model for a users x items training matrix: builds it if needed."""

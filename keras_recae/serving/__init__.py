@@ -4,8 +4,9 @@ The gRPC client and the warm-up records need the `serving` extra
 (`tensorflow-serving-api`, `grpcio`); they are imported when used.
 """
 
+from keras_recae.serving.clients import open_client
 from keras_recae.serving.errors import ServingError
-from keras_recae.serving.export import export, export_refiner
+from keras_recae.serving.export import export
 from keras_recae.serving.grpc_client import GrpcClient
 from keras_recae.serving.refiner_module import RefinerModule
 from keras_recae.serving.rest_client import RestClient
@@ -42,7 +43,7 @@ __all__ = [
     "ServingError",
     "ServingModule",
     "export",
-    "export_refiner",
+    "open_client",
     "next_version",
     "read_warmup_requests",
     "version_dir",

@@ -100,10 +100,6 @@ def export(
     return save_version(base_dir, version, write)
 
 
-# The name notebooks and scripts used for refiners before `export` took every model.
-export_refiner = export
-
-
 def module_class_for(model) -> type:
     """The serving module of a model: `RefinerModule` for refiners, else `ServingModule`."""
     if isinstance(model, EmbeddingRefiner):

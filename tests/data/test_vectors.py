@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 
 from keras_recae.data import VectorFormatError, read_vectors, write_vectors
-from keras_recae.data.vectors import (
-    FORMATS,
-    default_ids_path,
-    detect_format,
-    integer_keys,
-)
+from keras_recae.data.ids import integer_ids as integer_keys
+from keras_recae.data.vectors import FORMATS, default_ids_path, detect_format
 
 EXTENSIONS = {
     "word2vec": "txt",

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.data.split import EvalSet
-from keras_recae.evaluation import _user_indices, evaluate_ranking, top_k_items
+from keras_recae.evaluation import evaluate_ranking, top_k_items, training_user_rows
 from keras_recae.losses import logistic_loss
 from keras_recae.models import CDAE
 
@@ -238,7 +238,7 @@ def test_evaluation_ranks_known_users_with_their_nodes(trained, data):
     eval_set = EvalSet(inputs, targets, user_ids, np.zeros(len(users), np.int64))
     results = evaluate_ranking(model, eval_set, metrics=[f"recall@{k}"], batch_size=5)
     assert results[f"recall@{k}"] == pytest.approx(1.0)
-    rows = _user_indices(model, user_ids)
+    rows = training_user_rows(model, user_ids)
     np.testing.assert_array_equal(rows, node_rows)
     top = top_k_items(model, inputs, k, batch_size=5, user_indices=rows)
     np.testing.assert_array_equal(top, expected)

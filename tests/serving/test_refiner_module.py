@@ -19,7 +19,6 @@ from keras_recae.serving import (
     MISSING_SCORE,
     SavedModelClient,
     export,
-    export_refiner,
     read_warmup_requests,
     version_dir,
 )
@@ -221,8 +220,6 @@ def test_one_export_serves_every_kind_under_one_default_model_name(exported, tmp
     assert {log.predict_log.request.model_spec.name for log in read_warmup_requests(named)} == {
         "refiner"
     }
-    # The notebooks' older name for the export of a refiner.
-    assert export_refiner is export
 
 
 def test_refuses_a_model_of_another_kind(tmp_path):

@@ -1,0 +1,295 @@
+"""`keras-recae tune`: search spaces, studies, pruning, resuming, workers, `train --params`."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+from keras_recae import cli, tuning
+from keras_recae.data.spec import DataSpec
+from keras_recae.errors import ConfigError
+from keras_recae.models import CDAE, MultDAE, MultVAE
+from keras_recae.search_space import choice, float_range, int_range, parse_dimension, parse_space
+from keras_recae.training import RunConfig
+
+TINY = {"hidden_dims": [16]}
+SPACE = {"dropout": float_range(0.0, 0.8), "lr": choice(1e-3, 3e-3, 1e-2)}
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(arg) for arg in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def read_trials(study_dir: Path) -> list[dict]:
+    with open(study_dir / tuning.TRIALS_FILE, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def epochs_without_seconds(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv", newline="") as file:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
+
+
+def tiny_study(study_dir, data=None, trials=3, epochs=2, **changes) -> tuning.TuneConfig:
+    run = RunConfig(
+        "mult-dae", data or DataSpec("synthetic"), settings=dict(TINY), epochs=epochs,
+        batch_size=200, threads=1, verbose=0,
+    )  # fmt: skip
+    options = {"space": dict(SPACE), "trials": trials, "figures": False, "verbose": 0}
+    return tuning.TuneConfig(run, str(study_dir), **{**options, **changes})
+
+
+def quiet_tune(config):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tuning.tune(config)
+
+
+@pytest.fixture
+def given_dir(tmp_path):
+    """A LightGCN directory: train.txt, and test.txt with other items than a second test."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "given"
+    folder.mkdir()
+    train, test, other = [], [], []
+    for user in range(150):
+        items = rng.choice(60, size=12, replace=False)
+        train.append(" ".join(map(str, [user, *items[:9]])))
+        test.append(" ".join(map(str, [user, *items[9:]])))
+        other.append(" ".join(map(str, [user, *rng.choice(60, size=2, replace=False)])))
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test.txt").write_text("\n".join(test) + "\n")
+    (tmp_path / "other_test.txt").write_text("\n".join(other) + "\n")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# Spaces
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("lr=1e-4:1e-2:log", ("lr", float_range(1e-4, 1e-2, log=True))),
+        ("hidden_dim=50:400", ("hidden_dim", int_range(50, 400))),
+        ("beta_cap=0:1", ("beta_cap", float_range(0.0, 1.0))),
+        ("loss=logistic,squared", ("loss", choice("logistic", "squared"))),
+        ("hidden_dim=50,100", ("hidden_dim", choice(50, 100))),
+        ("hidden_dims=[[600,200],[200]]", ("hidden_dims", choice([600, 200], [200]))),
+    ],
+)
+def test_parse_dimension(text, expected):
+    kinds = tuning.setting_kinds(MultVAE) | tuning.setting_kinds(CDAE)
+    assert parse_dimension(text, kinds) == expected
+    name, dimension = expected
+    assert parse_dimension(f"{name}={dimension.describe()}", kinds) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("dropout", "--space 'dropout': expected name=low:high, name=low:high:log or name=a,b,c"),
+        ("dropout=0:1:lin", "expected name=low:high, name=low:high:log"),
+        ("dropout=a:b", "--space 'dropout=a:b': the ends should be numbers"),
+        ("dropout=0.9:0.1", "the range 0.9:0.1 is empty (low > high)"),
+        ("lr=0:1:log", "a log range needs positive ends"),
+        ("hidden_dim=0.5:4", "hidden_dim takes integers"),
+        ("hidden_dims=[[600,", "--space 'hidden_dims=[[600,': not a JSON list"),
+    ],
+)
+def test_parse_dimension_errors_say_what_is_expected(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_dimension(text, tuning.setting_kinds(CDAE))
+
+
+def test_every_model_of_the_zoo_declares_a_space_of_its_own_settings():
+    from keras_recae.models import registry
+
+    for cls in registry.MODELS:
+        space = tuning.search_space(cls)
+        assert space, cls.__name__
+        accepted = set(registry.constructor_arguments(cls)) | {"lr", "lr_decay", "batch_size"}
+        assert set(space) <= accepted, cls.__name__
+
+
+def test_space_names_are_checked_against_the_model():
+    with pytest.raises(ConfigError, match="--space dropuot: MultDAE has no setting 'dropuot'"):
+        tuning.search_space(MultDAE, parse_space(["dropuot=0:1"]))
+    code, _, stderr = run_cli("tune", "mult-dae", "--data", "synthetic", "--space", "dropout")
+    assert code == 2 and "keras-recae tune: error: --space 'dropout': expected" in stderr
+
+
+# ---------------------------------------------------------------------------------------
+# Studies
+
+
+def test_a_study_writes_its_best_its_trials_and_grows_to_a_larger_total(tmp_path):
+    study_dir = tmp_path / "study"
+    result = quiet_tune(tiny_study(study_dir, trials=3, figures=True))
+    rows = read_trials(study_dir)
+    assert len(rows) == 3 and {row["state"] for row in rows} <= {"complete", "pruned"}
+    complete = [row for row in rows if row["state"] == "complete"]
+    best = json.loads((study_dir / tuning.BEST_FILE).read_text())
+    assert best == result.best
+    assert best["value"] == pytest.approx(max(float(row["value"]) for row in complete))
+    winner = next(row for row in rows if int(row["number"]) == best["trial"])
+    assert best["settings"]["dropout"] == pytest.approx(float(winner["dropout"]))
+    assert best["run"]["lr"] == pytest.approx(float(winner["lr"]))
+    assert best["settings"]["hidden_dims"] == TINY["hidden_dims"]
+    # The winner's value is its run's best validation figure; no trial keeps weights.
+    summary = json.loads((study_dir / "trials" / f"{best['trial']:05d}/metrics.json").read_text())
+    assert summary["validation"]["ndcg@100"] == pytest.approx(best["value"])
+    assert summary["best_epoch"] == best["best_epoch"] and summary["test"] == {}
+    assert not list(study_dir.glob("trials/*/model.keras"))
+    assert not list(study_dir.glob("trials/*/backup"))
+    assert {"history.png", "curves.png"} <= {path.name for path in study_dir.glob("*.png")}
+    # The same study with a larger total adds trials to it.
+    quiet_tune(tiny_study(study_dir, trials=4))
+    assert [int(row["number"]) for row in read_trials(study_dir)] == [0, 1, 2, 3]
+
+
+def test_the_same_seed_gives_the_same_trials(tmp_path):
+    first = quiet_tune(tiny_study(tmp_path / "a", pruner="none"))
+    second = quiet_tune(tiny_study(tmp_path / "b", pruner="none"))
+    for a, b in zip(first.study.trials, second.study.trials, strict=True):
+        assert a.params == b.params
+        assert a.value == pytest.approx(b.value, rel=1e-6)
+
+
+def test_pruned_trials_stop_at_the_evaluation_the_pruner_refuses(tmp_path):
+    # No NDCG of these tiny runs reaches 0.99: every trial stops at its first evaluation.
+    pruner = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=0)
+    result = quiet_tune(tiny_study(tmp_path / "study", trials=2, epochs=4, pruner=pruner))
+    assert [t.state.name for t in result.study.trials] == ["PRUNED", "PRUNED"]
+    for trial in result.study.trials:
+        assert list(trial.intermediate_values) == [1]
+        history = tmp_path / "study" / "trials" / f"{trial.number:05d}" / "history.csv"
+        assert len(history.read_text().splitlines()) == 2  # the header and epoch 1
+    assert result.best == {}
+
+
+def test_the_test_lines_are_never_read(tmp_path, given_dir):
+    def values(test):
+        study_dir = tmp_path / f"study-{Path(test).name}"
+        result = quiet_tune(tiny_study(study_dir, DataSpec(str(given_dir / "train.txt"), test)))
+        return [(t.params, t.value) for t in result.study.trials]
+
+    # Another test file, or none at all where the test file should be: the same trials.
+    reference = values(str(given_dir / "test.txt"))
+    assert values(str(tmp_path / "other_test.txt")) == reference
+    assert values(str(tmp_path / "missing.txt")) == reference
+
+
+def test_two_workers_share_a_study_without_losing_or_repeating_a_trial(tmp_path):
+    study_dir = tmp_path / "study"
+    result = quiet_tune(tiny_study(study_dir, trials=4, workers=2, pruner="none"))
+    trials = result.study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    workers = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(workers) == 2 and os.getpid() not in workers
+    runs = [t.user_attrs["run_number"] for t in trials]
+    assert sorted(runs) == [0, 1, 2, 3]
+    assert sorted(path.name for path in (study_dir / "trials").iterdir()) == [
+        f"{number:05d}" for number in range(4)
+    ]
+
+
+def test_a_killed_study_resumes_to_the_trials_of_an_uninterrupted_one(tmp_path):
+    args = [
+        "tune", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[16]",
+        "--batch-size", "200", "--epochs", "6", "--trials", "3", "--pruner", "none",
+        "--space", "dropout=0:0.8", "--space", "lr=0.001,0.003,0.01", "--no-figures",
+    ]  # fmt: skip
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_recae.cli", *args, "--study", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    # Killed in its second trial, after an epoch of it was backed up and logged.
+    history = killed / "trials" / "00001" / "history.csv"
+    deadline = time.monotonic() + 240
+    while not (history.is_file() and len(history.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    history_before_kill = [line for line in history.read_text().splitlines() if line]
+    code, _, stderr = run_cli(*args, "--study", killed)
+    assert code == 0, stderr
+    code, _, stderr = run_cli(*args, "--study", tmp_path / "whole")
+    assert code == 0, stderr
+
+    def finished(study_dir):
+        config = tuning.TuneConfig(RunConfig("mult-dae"), str(study_dir))
+        trials = tuning.load_study(config).trials
+        return [t for t in trials if t.state.name == "COMPLETE"], [t.state.name for t in trials]
+
+    resumed, states = finished(killed)
+    whole, _ = finished(tmp_path / "whole")
+    # The killed trial failed and ran again in its own directory, from its backup.
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert [t.user_attrs["run_number"] for t in resumed] == [0, 1, 3]
+    assert [t.params for t in resumed] == [t.params for t in whole]
+    for index in (0, 2):
+        assert resumed[index].value == pytest.approx(whole[index].value, rel=1e-6)
+    # The resumed run kept the epochs logged before the kill and went on to the last one.
+    again = epochs_without_seconds(killed / "trials" / "00001")
+    once = epochs_without_seconds(tmp_path / "whole" / "trials" / "00001")
+    logged = len(history_before_kill) - 1
+    assert len(again) == len(once) == 6 and again[:logged] == once[:logged]
+    # Its later epochs shuffle with a seed of their own (the runner's resume, #21): close to
+    # the uninterrupted trial's figure, not equal to it.
+    assert resumed[1].value == pytest.approx(whole[1].value, rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------
+# train --params
+
+
+def test_best_json_round_trips_into_train_params(tmp_path, given_dir):
+    study_dir = tmp_path / "study"
+    result = quiet_tune(tiny_study(study_dir, DataSpec(str(given_dir)), trials=2, pruner="none"))
+    best = result.best
+    out = tmp_path / "winner"
+    code, _, stderr = run_cli(
+        "train", "mult-dae", "--data", given_dir, "--params", study_dir / "best.json",
+        "--retrain", "--batch-size", 200, "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["config"]["dropout"] == pytest.approx(best["settings"]["dropout"])
+    assert summary["config"]["hidden_dims"] == best["settings"]["hidden_dims"]
+    # No second selection: the study's epoch count, on the full train lines.
+    assert summary["epochs_run"] == 0 and summary["best_epoch"] == best["best_epoch"]
+    assert summary["reported_model"].startswith("retrained")
+    model = keras.saving.load_model(out / "model.keras")
+    assert float(model.optimizer.learning_rate) == pytest.approx(best["run"]["lr"])
+    # 150 users in batches of 200: one step an epoch.
+    assert int(model.optimizer.iterations) == best["best_epoch"]
+    # A flag given on the command line wins over the study's value.
+    code, _, stderr = run_cli(
+        "train", "mult-dae", "--data", given_dir, "--params", study_dir, "--set",
+        "dropout=0.05", "--epochs", 1, "--out", tmp_path / "mine",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "mine" / "metrics.json").read_text())["config"]["dropout"] == 0.05
+    code, _, stderr = run_cli(
+        "train", "cdae", "--data", given_dir, "--params", study_dir, "--out", tmp_path / "x"
+    )
+    assert code == 2 and "a study of mult-dae, not cdae" in stderr

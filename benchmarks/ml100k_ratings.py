@@ -97,7 +97,7 @@ def main():
         for name in args.models:
             path = runs / f"{fold}-{name}.json"
             if not path.exists():
-                result = {"fold": fold, "model": name, **run(name, fold, Path(args.data))}
+                result = {"fold": fold, "model": name, **run(name, fold, Path(args.data), runs)}
                 temporary = path.with_name(path.name + ".tmp")
                 temporary.write_text(json.dumps(result, indent=2))
                 os.replace(temporary, path)

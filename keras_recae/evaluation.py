@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -127,7 +127,7 @@ def _top_indices_function(model, batch_size, n_items, k, exclude_inputs, by_user
 
 
 def evaluate_ranking(
-    model: Recommender,
+    model: Recommender | Callable,
     eval_set: EvalSet,
     metrics: Iterable[str] = DEFAULT_METRICS,
     batch_size: int = 500,
@@ -142,8 +142,8 @@ def evaluate_ranking(
     denominators. Users with an empty target are not scored.
 
     Args:
-        model: Recommender. Called as `model(x, training=False)` on `tf.SparseTensor`
-            batches, returning dense scores `[batch, n_items]`.
+        model: Recommender, or any callable scorer. Called as `model(x, training=False)`
+            on `tf.SparseTensor` batches, returning dense scores `[batch, n_items]`.
         eval_set: EvalSet. The users, their inputs and their targets.
         metrics: iterable of str. Names such as `"ndcg@100"`. Defaults to recall@20,
             ndcg@20, ndcg@100, truncated_recall@20 and truncated_recall@50.
@@ -243,8 +243,14 @@ def evaluate_ratings(
 
 
 def training_user_rows(model, user_ids: np.ndarray) -> np.ndarray | None:
-    """Rows of the model's training users for raw ids; None for a model without users."""
-    if not model.user_conditioned or model.user_ids is None:
+    """Rows of the model's training users for raw ids; None for a model without users.
+
+    A scorer that is not a `Recommender` (any callable from sparse histories to scores)
+    declares nothing and is scored without users.
+    """
+    if not isinstance(model, Recommender) or not model.user_conditioned:
+        return None
+    if model.user_ids is None:
         return None
     known_ids = np.asarray(model.user_ids)
     reference = Interactions(sp.csr_matrix((len(known_ids), 0)), known_ids, [])

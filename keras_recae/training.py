@@ -36,6 +36,8 @@ from pathlib import Path
 
 from keras_recae.data.spec import DataSpec, load_split
 from keras_recae.errors import ConfigError
+from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
+from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
 from keras_recae.models.registry import check_settings, model_class, takes_seed
 from keras_recae.runs import (
     BACKUP_DIR,
@@ -51,15 +53,8 @@ from keras_recae.runs import (
     write_json_atomic,
 )
 
-# The metrics of a run's summary when the config names none.
-DEFAULT_METRICS = (
-    "recall@20",
-    "ndcg@20",
-    "ndcg@100",
-    "truncated_recall@20",
-    "truncated_recall@50",
-    "precision@20",
-)
+# The metrics of a run's summary when the config names none: the evaluation's, and P@20.
+DEFAULT_METRICS = (*RANKING_METRICS, "precision@20")
 # Rows per evaluation batch when `batch_size` is 0 (full-batch training).
 EVAL_BATCH_SIZE = 500
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -258,8 +253,6 @@ def _run_distributed(
 def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResult:
     import keras
     import numpy as np
-
-    from keras_recae.evaluation import evaluate_ranking
 
     cls = model_class(config.model)
     settings = check_settings(cls, dict(config.settings))
@@ -515,8 +508,6 @@ def shuffle_seed(seed: int, backup: Path) -> int:
 
 def evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Ranking metrics of an evaluation set, or RMSE and MAE for rating models."""
-    from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
-
     if model.explicit:
         return evaluate_ratings(model, eval_set, batch_size=batch_size)
     return evaluate_ranking(model, eval_set, metrics, batch_size=batch_size)

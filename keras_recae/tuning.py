@@ -263,8 +263,8 @@ def _pruner(pruner, eval_every: int):
         return pruner
     if pruner == "median":
         # Two finished trials before any pruning, and never before the third evaluation
-        # (steps are epochs).
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2 * eval_every)
+        # (steps are epochs, evaluated every `eval_every`).
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3 * eval_every)
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner()
     if pruner == "none":

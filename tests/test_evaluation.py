@@ -189,3 +189,24 @@ def test_evaluate_ranking_rejects_unknown_metrics_before_scoring():
     with pytest.raises(ValueError, match="Unknown metric 'hitrate@10'"):
         evaluate_ranking(model, EvalSet(inputs, inputs, np.arange(3)), metrics=["hitrate@10"])
     assert model.traced_shapes == []
+
+
+class PlainScorer:
+    """Not a Recommender: a callable from sparse histories to scores, declaring nothing."""
+
+    def __init__(self, item_item):
+        self.item_item = tf.constant(item_item, tf.float32)
+
+    def __call__(self, x, training=False):
+        return tf.sparse.sparse_dense_matmul(x, self.item_item)
+
+
+def test_any_callable_scorer_is_evaluated_as_the_model_it_mirrors():
+    rng = np.random.default_rng(5)
+    inputs = random_inputs(rng, 20, 15)
+    targets = random_inputs(rng, 20, 15, max_items=3)
+    eval_set = EvalSet(inputs, targets, np.arange(20))
+    item_item = integer_scorer(rng, 15)
+    metrics = ["ndcg@5", "recall@5"]
+    expected = evaluate_ranking(ItemItemScorerFixture(item_item), eval_set, metrics, batch_size=8)
+    assert evaluate_ranking(PlainScorer(item_item), eval_set, metrics, batch_size=8) == expected

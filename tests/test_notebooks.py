@@ -41,6 +41,7 @@ def test_notebooks_are_there():
         "03_recvae_and_friends",
         "04_refine_word2vec",
         "05_serve",
+        "06_runner_and_tuner",
     }
     assert expected <= {path.stem for path in PATHS}
 

@@ -211,6 +211,35 @@ def test_keras_file_round_trip(row, trained, data_for, tmp_path):
         )
 
 
+def set_ids(model, item_ids, user_ids=None) -> None:
+    if isinstance(model, EmbeddingRefiner):
+        model.set_items(item_ids, model.item_vectors)
+        return
+    model.set_item_ids(item_ids)
+    if user_ids is not None:
+        model.set_user_ids(user_ids)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_keras_file_round_trip_keeps_the_kind_of_ids(row, trained, tmp_path):
+    """String ids come back as strings (see above), integer ids as int64."""
+    model = trained(row)
+    conditioned = not is_refiner(row.cls) and model.user_conditioned
+    names = (model.item_ids, model.user_ids if conditioned else None)
+    integers = [None if ids is None else np.arange(len(ids)) * 7 for ids in names]
+    try:
+        set_ids(model, *integers)
+        model.save(tmp_path / "model.keras")
+    finally:
+        set_ids(model, *names)
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.item_ids.dtype == object and restored.item_ids.dtype == np.int64
+    np.testing.assert_array_equal(restored.item_ids, integers[0])
+    if conditioned:
+        assert restored.user_ids.dtype == np.int64
+        np.testing.assert_array_equal(restored.user_ids, integers[1])
+
+
 @pytest.mark.parametrize("row", ROWS)
 def test_train_step_compiles_with_xla(row, data_for):
     if not is_refiner(row.cls) and row.cls.closed_form:

@@ -1,5 +1,3 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
@@ -180,16 +178,6 @@ def test_fallback_and_clipping(item_model, user_model, data):
         np.testing.assert_allclose(scores[1], means, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["item", "user"])
-def test_train_step_compiles_with_xla(data, kind):
-    model = AutoRec(kind=kind, hidden_units=4, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    assert model.jit_compile is True
-    history = model.fit(data, batch_size=32, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert int(model.optimizer.iterations) == -(-model.training_rows(data).shape[0] // 32)
-
-
 def test_fit_on_a_dataset_needs_adapt(data):
     model = AutoRec(kind="user", hidden_units=4)
     model.compile(optimizer="adam")
@@ -220,40 +208,6 @@ def test_is_trained_after_an_optimizer_step(item_model, data):
     assert item_model.is_trained()
 
 
-def test_config_round_trip():
-    model = AutoRec(kind="user", hidden_units=12, activation="tanh", l2=0.5, seed=3, name="ar")
-    config = model.get_config()
-    arguments = set(inspect.signature(AutoRec.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = AutoRec.from_config(config)
-    assert restored.get_config() == config
-    assert (restored.kind, restored.hidden_units, restored.l2) == ("user", 12, 0.5)
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-@pytest.mark.parametrize("kind", ["item", "user"])
-def test_keras_file_round_trip(item_model, user_model, data, tmp_path, kind):
-    model = item_model if kind == "item" else user_model
-    model.set_item_ids([f"m{i}" for i in range(N_ITEMS)])
-    path = tmp_path / "auto_rec.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is AutoRec
-    assert restored.get_config() == model.get_config()
-    assert restored.n_items == N_ITEMS and restored.is_trained()
-    assert list(restored.item_ids) == list(model.item_ids)
-    x = to_sparse_tensor(data.matrix[:10])
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), atol=1e-5)
-    if kind == "item":
-        np.testing.assert_array_equal(restored.user_ids, data.user_ids)
-        users = tf.constant(np.arange(10), tf.int64)
-        np.testing.assert_allclose(
-            restored.score_users(x, users).numpy(), model.score_users(x, users).numpy(), atol=1e-5
-        )
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -270,23 +224,3 @@ def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError) as error:
         AutoRec(**kwargs)
     assert message in str(error.value)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
-
-
-def test_mixed_precision_fit_and_float32_predictions(data, dtype_policy):
-    dtype_policy("mixed_float16")
-    model = AutoRec(kind="item", hidden_units=8, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    history = model.fit(data, batch_size=16, epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    x = to_sparse_tensor(data.matrix[:5])
-    for scores in (model(x), model.score_users(x, tf.range(5, dtype=tf.int64))):
-        assert scores.dtype == "float32"
-        assert 1.0 <= float(tf.reduce_min(scores)) <= float(tf.reduce_max(scores)) <= 5.0

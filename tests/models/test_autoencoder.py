@@ -1,10 +1,7 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import Autoencoder
@@ -16,14 +13,6 @@ BATCH = 40
 @pytest.fixture(scope="module")
 def data():
     return synthetic_interactions(n_users=120, n_items=N_ITEMS, n_clusters=4, density=0.15)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 @pytest.fixture(scope="module")
@@ -105,55 +94,6 @@ def test_inference_is_deterministic_and_matches_numpy(trained, data):
     expected = numpy_outputs(model, data.matrix[:10].toarray())
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
     assert model.encode(x).shape == (10, 4)
-
-
-def test_train_step_compiles_with_xla(data):
-    model = Autoencoder(hidden_dims=(8,), loss="logistic", seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    assert model.jit_compile is True
-    # One batch: a single shape, so XLA compiles once.
-    history = model.fit(sparse_batches(data.matrix, data.n_users), epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-
-
-def test_mixed_precision_fit(data, dtype_policy):
-    # The denoising autoencoder's tests run mixed_bfloat16 through the same base class.
-    policy = "mixed_float16"
-    dtype_policy(policy)
-    model = Autoencoder(hidden_dims=(16,), loss="logistic", seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(sparse_batches(data.matrix, BATCH), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert model(to_sparse_tensor(data.matrix[:4])).dtype == keras.DTypePolicy(policy).compute_dtype
-    assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-
-
-def test_config_round_trip():
-    model = Autoencoder(
-        hidden_dims=(12, 6), activation="relu", dropout=0.3, loss="squared", l2=1e-3, seed=5
-    )
-    config = model.get_config()
-    arguments = set(inspect.signature(Autoencoder.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = Autoencoder.from_config(config)
-    assert restored.get_config() == config
-    assert (restored.activation, restored.loss_kind, restored.dropout) == ("relu", "squared", 0.3)
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-def test_keras_file_round_trip(trained, data, tmp_path):
-    model = trained[0]
-    path = tmp_path / "autoencoder.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is Autoencoder
-    assert restored.get_config() == model.get_config()
-    x = to_sparse_tensor(data.matrix[:10])
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(restored.item_ids, data.item_ids)
-    assert restored.is_trained()
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,3 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
@@ -19,14 +17,6 @@ BATCH = 40
 @pytest.fixture(scope="module")
 def data():
     return synthetic_interactions(n_users=120, n_items=N_ITEMS, n_clusters=4, density=0.15)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 @pytest.fixture(scope="module")
@@ -267,83 +257,11 @@ def test_fit_on_batches_without_rows_says_what_to_use(data):
         model.fit(sparse_batches(data.matrix, BATCH), epochs=1, verbose=0)
 
 
-def test_train_step_compiles_with_xla(data):
-    model = CDAE(hidden_dim=4, negative_ratio=2, seed=0)
-    model.set_user_ids(data.user_ids)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    assert model.jit_compile is True
-    # One batch: a single shape, so XLA compiles once.
-    dataset = model.training_batches(data.matrix, data.n_users, seed=0)
-    history = model.fit(dataset, epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert int(model.optimizer.iterations) == 2
-
-
-def test_mixed_precision_fit(data, dtype_policy):
-    policy = "mixed_float16"
-    dtype_policy(policy)
-    model = CDAE(hidden_dim=8, negative_ratio=2, seed=0)
-    model.set_user_ids(data.user_ids)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(model.training_batches(data.matrix, BATCH, seed=0), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    x = batch(data)
-    assert model(x).dtype == keras.DTypePolicy(policy).compute_dtype
-    assert model.user_losses(x, tf.range(10)).dtype == tf.float32
-    assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-
-
 def test_is_trained_after_an_optimizer_step(trained):
     model = CDAE(hidden_dim=4, n_users=3)
     model.build((None, N_ITEMS))
     assert not model.is_trained()
     assert trained[0].is_trained()
-
-
-def test_config_round_trip():
-    model = CDAE(
-        hidden_dim=12,
-        corruption=0.4,
-        activation="identity",
-        loss="squared",
-        negative_ratio=7,
-        l2=1e-3,
-        n_users=30,
-        seed=5,
-        name="cdae",
-    )
-    config = model.get_config()
-    arguments = set(inspect.signature(CDAE.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = CDAE.from_config(config)
-    assert restored.get_config() == config
-    assert (restored.loss_kind, restored.negative_ratio, restored.n_users) == ("squared", 7, 30)
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-@pytest.mark.parametrize("vocabulary", ["int", "str"])
-def test_keras_file_round_trip_keeps_the_user_ids(trained, data, tmp_path, vocabulary):
-    model, _ = trained
-    if vocabulary == "str":
-        model = CDAE.from_config(model.get_config())
-        model.set_user_ids([f"user-{u}" for u in data.user_ids])
-        model.build((None, N_ITEMS))
-        model.set_weights(trained[0].get_weights())
-    path = tmp_path / "cdae.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is CDAE
-    assert restored.get_config() == model.get_config()
-    assert list(restored.user_ids) == list(model.user_ids)
-    assert restored.user_ids.dtype == (np.int64 if vocabulary == "int" else object)
-    x = batch(data, slice(0, 4))
-    users = tf.constant([3, 2, 1, -1])
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(
-        restored.score_users(x, users).numpy(), model.score_users(x, users).numpy(), rtol=1e-6
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,3 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
@@ -109,44 +107,6 @@ def test_fallback_for_empty_histories(trained, data):
     np.testing.assert_allclose(model(empty).numpy(), np.stack([means, means]), rtol=1e-5)
 
 
-def test_train_step_compiles_with_xla(data):
-    model = DeepRec(hidden_dims=(4,), refeed_steps=1, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    assert model.jit_compile is True
-    history = model.fit(data, batch_size=BATCH, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert int(model.optimizer.iterations) == 2 * -(-N_USERS // BATCH)
-
-
-def test_config_round_trip():
-    model = DeepRec(
-        hidden_dims=(12, 6), activation="elu", dropout=0.3, refeed_steps=2, l2=1e-4, seed=5
-    )
-    config = model.get_config()
-    arguments = set(inspect.signature(DeepRec.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = DeepRec.from_config(config)
-    assert restored.get_config() == config
-    assert restored.hidden_dims == (12, 6) and restored.refeed_steps == 2
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-def test_keras_file_round_trip(trained, data, tmp_path):
-    model, _ = trained
-    model.set_item_ids(data.item_ids)
-    path = tmp_path / "deep_rec.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is DeepRec
-    assert restored.get_config() == model.get_config()
-    assert restored.is_trained() and restored.is_adapted()
-    x = to_sparse_tensor(data.matrix[:10])
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), atol=1e-5)
-    np.testing.assert_array_equal(restored.item_ids, data.item_ids)
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -161,14 +121,6 @@ def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError) as error:
         DeepRec(**kwargs)
     assert message in str(error.value)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 def test_mixed_precision_fit_keeps_float32_statistics_and_predictions(data, dtype_policy):

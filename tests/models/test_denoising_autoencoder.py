@@ -1,10 +1,7 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import DenoisingAutoencoder
@@ -17,14 +14,6 @@ SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 @pytest.fixture(scope="module")
 def data():
     return synthetic_interactions(n_users=120, n_items=N_ITEMS, n_clusters=4, density=0.15)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 @pytest.fixture(scope="module")
@@ -117,52 +106,6 @@ def test_layers_are_selu_with_lecun_normal_kernels():
         assert layer.activation is keras.activations.selu
     kernel = model.encoder_layers[0].kernel.numpy()
     assert np.std(kernel) == pytest.approx(1 / np.sqrt(2000), rel=0.1)
-
-
-def test_train_step_compiles_with_xla(data):
-    model = DenoisingAutoencoder(hidden_dims=(8,), loss="squared", seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    assert model.jit_compile is True
-    history = model.fit(sparse_batches(data.matrix, data.n_users), epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-
-
-def test_mixed_precision_fit(data, dtype_policy):
-    # The plain autoencoder's tests run mixed_float16 through the same base class.
-    policy = "mixed_bfloat16"
-    dtype_policy(policy)
-    model = DenoisingAutoencoder(hidden_dims=(16,), loss="squared", seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(sparse_batches(data.matrix, BATCH), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert model(to_sparse_tensor(data.matrix[:4])).dtype == keras.DTypePolicy(policy).compute_dtype
-    assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-
-
-def test_config_round_trip():
-    model = DenoisingAutoencoder(hidden_dims=(12, 6), corruption=0.4, loss="logistic", seed=5)
-    config = model.get_config()
-    arguments = set(inspect.signature(DenoisingAutoencoder.__init__).parameters)
-    assert arguments - {"self", "kwargs"} <= set(config)
-    restored = DenoisingAutoencoder.from_config(config)
-    assert restored.get_config() == config
-    assert (restored.corruption, restored.loss_kind) == (0.4, "logistic")
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-def test_keras_file_round_trip(trained, data, tmp_path):
-    model = trained[0]
-    path = tmp_path / "denoising_autoencoder.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is DenoisingAutoencoder
-    assert restored.get_config() == model.get_config()
-    x = tf.sparse.from_dense(data.matrix[:10].toarray())
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(restored.item_ids, data.item_ids)
-    assert restored.is_trained()
 
 
 @pytest.mark.parametrize(

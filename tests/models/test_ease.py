@@ -1,4 +1,3 @@
-import inspect
 import re
 
 import keras
@@ -6,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from keras_recae.data import Interactions, synthetic_interactions, to_sparse_tensor
+from keras_recae.data import synthetic_interactions, to_sparse_tensor
 from keras_recae.models import EASE
 from keras_recae.models import ease as ease_module
 
@@ -111,35 +110,6 @@ def test_a_singular_gram_matrix_names_l2():
     matrix = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.0]]))
     with pytest.raises(np.linalg.LinAlgError, match=r"not positive definite .* raise `l2`"):
         EASE(l2=0.0).fit(matrix)
-
-
-def test_config_round_trip():
-    model = EASE(l2=12.5, blas_threads=None, name="ease")
-    config = model.get_config()
-    arguments = set(inspect.signature(EASE.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = EASE.from_config(config)
-    assert restored.get_config() == config
-    assert (restored.l2, restored.blas_threads, restored.name) == (12.5, None, "ease")
-
-
-@pytest.mark.parametrize("string_ids", [False, True], ids=["int-ids", "string-ids"])
-def test_keras_file_round_trip(data, tmp_path, string_ids):
-    interactions = data
-    if string_ids:
-        interactions = Interactions(data.matrix, data.user_ids, [f"m{i}" for i in data.item_ids])
-    model = EASE(l2=20.0)
-    model.fit(interactions)
-    path = tmp_path / "ease.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is EASE
-    assert restored.get_config() == model.get_config()
-    assert restored.is_trained()
-    x = to_sparse_tensor(data.matrix[:10])
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6)
-    assert restored.item_ids.dtype == (object if string_ids else np.int64)
-    assert list(restored.item_ids) == list(interactions.item_ids)
 
 
 @pytest.mark.parametrize(

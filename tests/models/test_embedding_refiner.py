@@ -184,58 +184,6 @@ def test_statistics_refuse_an_infinite_dataset_instead_of_hanging():
     assert uncentred.optimizer.iterations.numpy() == 2
 
 
-@pytest.mark.parametrize("cls", CLASSES)
-def test_train_step_compiles_with_xla(cls):
-    keras.utils.set_random_seed(0)
-    model = cls(latent_dim=LATENT, hidden_dims=(8,), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
-    history = model.fit(vectors(), batch_size=30, epochs=4, verbose=0).history
-    assert np.isfinite(history["loss"]).all()
-    assert history["reconstruction"][-1] < history["reconstruction"][0]
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-def test_config_round_trip(cls):
-    model = cls(
-        latent_dim=5,
-        hidden_dims=(16, 8),
-        activation="tanh",
-        normalization="standardize",
-        reconstruction="cosine",
-        center=False,
-        l2=0.01,
-        seed=3,
-    )
-    config = model.get_config()
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    for name in ("latent_dim", "activation", "normalization", "reconstruction", "center", "l2"):
-        assert getattr(clone, name) == getattr(model, name)
-    assert clone.hidden_dims == (16, 8)
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("keys", ["int", "str"])
-def test_keras_file_round_trip_keeps_weights_statistics_and_catalogue(cls, keys, tmp_path):
-    model, _ = fitted(cls, normalization="standardize")
-    item_ids = np.arange(N) * 3 if keys == "int" else np.array([f"i{j}" for j in range(N)])
-    model.set_items(item_ids, vectors())
-    path = tmp_path / "refiner.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded) is cls
-    assert loaded.get_config() == model.get_config()
-    np.testing.assert_array_equal(loaded.refine(), model.refine())
-    np.testing.assert_array_equal(loaded.item_ids, model.item_ids)
-    assert loaded.item_ids.dtype == (np.int64 if keys == "int" else object)
-    np.testing.assert_array_equal(loaded.item_vectors, vectors())
-    assert loaded.is_adapted()
-    np.testing.assert_array_equal(loaded.code_center.numpy(), model.code_center.numpy())
-    np.testing.assert_allclose(
-        loaded(vectors()[:4], training=False), model(vectors()[:4], training=False)
-    )
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [

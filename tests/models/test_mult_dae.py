@@ -1,10 +1,7 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import MultDAE
@@ -28,14 +25,6 @@ def trained(data):
     history = model.fit(batches, epochs=10, verbose=0)
     model.set_item_ids(data.item_ids)
     return model, history.history
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 def batch(data, rows=slice(0, 10)):
@@ -96,31 +85,6 @@ def test_loss_is_the_mean_nll_of_non_empty_rows_plus_the_l2_penalty():
     assert results["loss"] == pytest.approx(nll + penalty, rel=1e-5)
 
 
-def test_train_step_compiles_with_xla(data):
-    model = MultDAE(hidden_dims=(8,), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    # Keras falls back to jit_compile=False, with a warning, for layers it deems unfit.
-    assert model.jit_compile is True
-    batches = sparse_batches(data.matrix, BATCH, shuffle=True, seed=0)
-    history = model.fit(batches, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_fit(data, dtype_policy, policy):
-    dtype_policy(policy)
-    model = MultDAE(hidden_dims=(16, 4), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    batches = sparse_batches(data.matrix, BATCH, shuffle=True, seed=0)
-    history = model.fit(batches, epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    x = batch(data)
-    scores = model(x)
-    assert scores.dtype == keras.DTypePolicy(policy).compute_dtype
-    assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-    assert model.compute_loss(x=x, y_pred=scores, training=False).dtype == tf.float32
-
-
 def test_is_trained_after_an_optimizer_step(trained):
     model = MultDAE(hidden_dims=(8,), seed=0)
     model.build((None, N_ITEMS))
@@ -128,47 +92,6 @@ def test_is_trained_after_an_optimizer_step(trained):
     model.compile(optimizer="adam")
     assert not model.is_trained()
     assert trained[0].is_trained()
-
-
-def test_config_round_trip():
-    model = MultDAE(hidden_dims=(12, 6, 3), dropout=0.2, l2=1e-3, seed=5, name="dae")
-    config = model.get_config()
-    arguments = set(inspect.signature(MultDAE.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = MultDAE.from_config(config)
-    assert restored.get_config() == config
-    assert restored.hidden_dims == (12, 6, 3) and restored.l2 == 1e-3 and restored.seed == 5
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-def test_keras_file_round_trip_with_integer_item_ids(trained, data, tmp_path):
-    model, _ = trained
-    path = tmp_path / "mult_dae.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is MultDAE
-    assert restored.get_config() == model.get_config()
-    x = batch(data)
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
-    assert restored.item_ids.dtype == np.int64
-    np.testing.assert_array_equal(restored.item_ids, data.item_ids)
-    assert restored.is_trained()
-
-
-def test_keras_file_round_trip_with_string_item_ids(data, tmp_path):
-    model = MultDAE(hidden_dims=(8,), seed=0)
-    model.build((None, N_ITEMS))
-    ids = [f"item-{i}" for i in range(N_ITEMS)]
-    model.set_item_ids(ids)
-    path = tmp_path / "mult_dae.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert restored.item_ids.dtype == object
-    assert list(restored.item_ids) == ids
-    x = batch(data)
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(

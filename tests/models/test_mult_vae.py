@@ -1,10 +1,7 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import MultVAE
@@ -29,14 +26,6 @@ def trained(data):
     )
     model.set_item_ids(data.item_ids)
     return model, history.history
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 def batch(data, rows=slice(0, 10)):
@@ -146,36 +135,6 @@ def test_fixed_beta_holds(data):
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-6)
 
 
-def test_train_step_compiles_with_xla(data):
-    model = MultVAE(hidden_dims=(8, 4), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    # Keras falls back to jit_compile=False, with a warning, for layers it deems unfit.
-    assert model.jit_compile is True
-    history = model.fit(
-        sparse_batches(data.matrix, BATCH, shuffle=True, seed=0), epochs=1, verbose=0
-    )
-    assert all(np.isfinite(values).all() for values in history.history.values())
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_fit(data, dtype_policy, policy):
-    dtype_policy(policy)
-    model = MultVAE(hidden_dims=(16, 4), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(
-        sparse_batches(data.matrix, BATCH, shuffle=True, seed=0), epochs=2, verbose=0
-    )
-    for name in ("loss", "nll", "kl", "beta"):
-        assert np.isfinite(history.history[name]).all()
-    x = batch(data)
-    assert model(x).dtype == keras.DTypePolicy(policy).compute_dtype
-    assert {metric.result().dtype for metric in model.metrics} == {tf.float32}
-    parts = model.loss_parts(x, training=False)
-    assert {name: parts[name].dtype for name in ("loss", "nll", "kl")} == dict.fromkeys(
-        ("loss", "nll", "kl"), tf.float32
-    )
-
-
 def test_is_trained_after_an_optimizer_step(trained):
     model = MultVAE(hidden_dims=(8, 4), seed=0)
     model.build((None, N_ITEMS))
@@ -183,58 +142,6 @@ def test_is_trained_after_an_optimizer_step(trained):
     model.compile(optimizer="adam")
     assert not model.is_trained()
     assert trained[0].is_trained()
-
-
-def test_config_round_trip():
-    model = MultVAE(
-        hidden_dims=(12, 6, 3),
-        dropout=0.2,
-        beta_cap=0.4,
-        total_anneal_steps=77,
-        beta=0.1,
-        l2=1e-3,
-        seed=5,
-        name="vae",
-    )
-    config = model.get_config()
-    arguments = set(inspect.signature(MultVAE.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = MultVAE.from_config(config)
-    assert restored.get_config() == config
-    assert restored.hidden_dims == (12, 6, 3) and restored.beta == 0.1 and restored.seed == 5
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
-
-
-def test_keras_file_round_trip_with_integer_item_ids(trained, data, tmp_path):
-    model, _ = trained
-    path = tmp_path / "mult_vae.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is MultVAE
-    assert restored.get_config() == model.get_config()
-    x = batch(data)
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
-    assert restored.item_ids.dtype == np.int64
-    np.testing.assert_array_equal(restored.item_ids, data.item_ids)
-    assert restored.is_trained()
-    assert restored.n_items == N_ITEMS
-    assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) == 30
-
-
-def test_keras_file_round_trip_with_string_item_ids(data, tmp_path):
-    model = MultVAE(hidden_dims=(8, 4), seed=0)
-    model.build((None, N_ITEMS))
-    ids = [f"item-{i}" for i in range(N_ITEMS)]
-    model.set_item_ids(ids)
-    path = tmp_path / "mult_vae.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert restored.item_ids.dtype == object
-    assert list(restored.item_ids) == ids
-    x = batch(data)
-    np.testing.assert_allclose(restored(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(

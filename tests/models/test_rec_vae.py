@@ -1,5 +1,3 @@
-import inspect
-
 import keras
 import numpy as np
 import pytest
@@ -19,14 +17,6 @@ TINY = {"hidden_dim": 16, "latent_dim": 4, "n_layers": 2}
 @pytest.fixture(scope="module")
 def data():
     return synthetic_interactions(n_users=120, n_items=N_ITEMS, n_clusters=4, density=0.15)
-
-
-@pytest.fixture
-def dtype_policy():
-    """Sets a global dtype policy for one test and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy(previous)
 
 
 @pytest.fixture(scope="module")
@@ -299,31 +289,6 @@ def test_learning_rate_decay_sets_both_optimizers(data):
     # The third epoch (epoch 2) ran at 1e-2 * 0.5**2, in the encoder and the decoder passes.
     assert float(model.optimizer.learning_rate) == pytest.approx(2.5e-3)
     assert float(model.decoder_optimizer.learning_rate) == pytest.approx(2.5e-3)
-
-
-def test_config_round_trip():
-    model = RecVAE(
-        hidden_dim=12,
-        latent_dim=3,
-        n_layers=4,
-        dropout=0.3,
-        gamma=0.01,
-        beta=0.2,
-        n_enc_epochs=2,
-        n_dec_epochs=3,
-        mixture_weights=(0.2, 0.7, 0.1),
-        seed=5,
-        name="recvae",
-    )
-    config = model.get_config()
-    arguments = set(inspect.signature(RecVAE.__init__).parameters) - {"self", "kwargs"}
-    assert arguments <= set(config)
-    restored = RecVAE.from_config(config)
-    assert restored.get_config() == config
-    assert restored.mixture_weights == (0.2, 0.7, 0.1) and restored.n_dec_epochs == 3
-    model.build((None, N_ITEMS))
-    restored.build((None, N_ITEMS))
-    assert [w.shape for w in restored.weights] == [w.shape for w in model.weights]
 
 
 def test_defaults_are_the_reference_codes():

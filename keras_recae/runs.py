@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import resource
+import warnings
 from pathlib import Path
 
 from keras_recae.errors import ConfigError
@@ -103,15 +104,28 @@ def load_run(run_dir) -> Run:
 
 
 def configure_threads(threads: int | None) -> None:
-    """Caps TensorFlow's and BLAS's threads; must run before TensorFlow starts working."""
+    """Caps TensorFlow's and BLAS's threads.
+
+    TensorFlow sizes its thread pools once, when it starts working: in a process where it
+    already runs (a notebook, a test session, an in-process tuner) they keep their size, with
+    a warning, and only BLAS is capped.
+    """
     if not threads:
         return
     import tensorflow as tf
     from threadpoolctl import threadpool_limits
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
     threadpool_limits(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        warnings.warn(
+            f"threads={threads}: TensorFlow already runs in this process with "
+            f"{current or 'its default'} threads, which it keeps; BLAS is capped at {threads}.",
+            stacklevel=2,
+        )
 
 
 def epoch_seconds(history_path) -> list[float]:

@@ -436,11 +436,12 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
     else:
         import optuna
 
-        # A run resumed from its backup: its evaluations so far go to this trial too, so
-        # that the pruner decides as it would have in the uninterrupted trial.
-        for step, value in zip(*_validation_curve(out, monitor)):
-            if step % run.eval_every == 0:
-                trial.report(value, step)
+        if (out / BACKUP_DIR).is_dir():
+            # A run resumed from its backup: its evaluations so far go to this trial too,
+            # so that the pruner decides as it would have in the uninterrupted trial.
+            for step, value in zip(*_validation_curve(out, monitor)):
+                if step % run.eval_every == 0:
+                    trial.report(value, step)
         callback = pruning_callback(trial, monitor, run.eval_every)
         try:
             summary = train(run, callbacks=[callback], read_test=False).summary

@@ -48,7 +48,7 @@ def epochs_without_seconds(run_dir: Path) -> list[dict]:
 def tiny_study(study_dir, data=None, trials=3, epochs=2, **changes) -> tuning.TuneConfig:
     run = RunConfig(
         "mult-dae", data or DataSpec("synthetic"), settings=dict(TINY), epochs=epochs,
-        batch_size=200, threads=1, verbose=0,
+        batch_size=200, verbose=0,
     )  # fmt: skip
     options = {"space": dict(SPACE), "trials": trials, "figures": False, "verbose": 0}
     return tuning.TuneConfig(run, str(study_dir), **{**options, **changes})

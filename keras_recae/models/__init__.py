@@ -10,7 +10,6 @@ from keras_recae.models.ease import EASE
 from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
 from keras_recae.models.embedding_refiner import EmbeddingRefiner
 from keras_recae.models.embedding_vae import EmbeddingVAE
-from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.mult_dae import MultDAE
 from keras_recae.models.mult_vae import MultVAE
 from keras_recae.models.rating_autoencoder import RatingAutoencoder
@@ -33,7 +32,6 @@ __all__ = [
     "EmbeddingAutoencoder",
     "DenoisingEmbeddingAutoencoder",
     "EmbeddingVAE",
-    "LossPartsTraining",
     "RatingAutoencoder",
     "ReconstructionAutoencoder",
 ]

@@ -35,6 +35,7 @@ def rating_matrix(data) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | 
     return matrix, user_ids, item_ids
 
 
+@keras.saving.register_keras_serializable(package="keras_recae")
 class RatingAutoencoder(LossPartsTraining, Recommender):
     """Base of the autoencoders that predict ratings from partially observed rating vectors.
 

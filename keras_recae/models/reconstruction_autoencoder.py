@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 from keras_recae.checks import check_choice, check_hidden_dims, check_non_negative
 from keras_recae.distribute import replica_mean
 from keras_recae.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
@@ -11,6 +13,7 @@ from keras_recae.models.recommender import Recommender
 from keras_recae.sparse_ops import row_counts
 
 
+@keras.saving.register_keras_serializable(package="keras_recae")
 class ReconstructionAutoencoder(LossPartsTraining, Recommender):
     """An encoder-decoder stack from the sparse input to the catalogue, trained to
     reconstruct its uncorrupted input with one of `RECONSTRUCTION_LOSSES`.

@@ -157,9 +157,10 @@ def train(
 ) -> RunResult:
     """Runs `config`: selection on validation, optional retraining, test evaluation.
 
-    A run directory holding `backup/` is resumed: the same config continues where the
-    interrupted process stopped and ends on the same weights. A finished run (its
-    `model.keras` exists) is refused.
+    A run directory holding `backup/` is resumed: the same config continues from the last
+    epoch the interrupted process finished, with its best epoch, patience count and
+    random states (its remaining epochs shuffle with a seed of their own: `shuffle_seed`).
+    A finished run (its `model.keras` exists) is refused.
 
     Args:
         config: RunConfig. The run.

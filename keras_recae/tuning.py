@@ -202,7 +202,8 @@ def tune(config: TuneConfig) -> TuneResult:
     study_dir = Path(config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     study = load_study(config)
-    _recover_stale_trials(study, local=config.storage is None)
+    if config.storage is None:
+        _recover_stale_trials(study)
     started = time.monotonic()
     if config.workers == 1:
         _work(config, space, 0, started)
@@ -236,7 +237,23 @@ def load_study(config: TuneConfig):
 
         storage = JournalStorage(JournalFileBackend(str(study_dir / STUDY_FILE)))
     else:
-        storage = config.storage
+        import warnings
+
+        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+        try:
+            # Each running trial beats a heartbeat; one silent for longer than the grace
+            # period (its machine died) is failed and queued again, up to three times.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = RDBStorage(
+                    config.storage,
+                    heartbeat_interval=60,
+                    grace_period=180,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
+        except Exception as error:  # sqlalchemy's errors for a URL it cannot use
+            raise ConfigError(f"--storage {config.storage}: {error}") from None
     _, direction = objective_of(config.run)
     try:
         study = optuna.create_study(
@@ -291,15 +308,28 @@ def _work(config: TuneConfig, space: dict, worker: int, started: float) -> None:
     while True:
         if config.timeout is not None and time.monotonic() - started > config.timeout:
             return
-        with _ask_lock(config):
-            trial = _next_trial(study, config, worker)
-        if trial is None:
+        if config.storage is None:
+            with _ask_lock(config):
+                trial = _next_trial(study, config, worker)
+            if trial is None:
+                return
+            _run_trial(study, trial, config, space)
+            continue
+        finished = _finished_count(study, config)
+        if finished is None:
             return
-        _run_trial(study, trial, config, space)
+        # Optuna's own loop beats the trials' heartbeats in a shared database.
+        study.sampler = _sampler(config.seed, worker, finished)
+        study.optimize(
+            lambda trial: _objective(trial, config, space, record_worker=True),
+            n_trials=1,
+            catch=(TrainingDiverged,),
+            callbacks=[lambda study, trial: _after_trial(study, trial, config)],
+        )
 
 
-def _next_trial(study, config: TuneConfig, worker: int):
-    """A new trial (a queued one first), or None when the study has its total."""
+def _finished_count(study, config: TuneConfig) -> int | None:
+    """The study's finished trials, or None when it has its total and none is queued."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -307,6 +337,14 @@ def _next_trial(study, config: TuneConfig, worker: int):
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     if not waiting and finished + running >= config.trials:
+        return None
+    return finished
+
+
+def _next_trial(study, config: TuneConfig, worker: int):
+    """A new trial (a queued one first), or None when the study has its total."""
+    finished = _finished_count(study, config)
+    if finished is None:
         return None
     study.sampler = _sampler(config.seed, worker, finished)
     trial = study.ask()
@@ -317,16 +355,13 @@ def _next_trial(study, config: TuneConfig, worker: int):
 
 @contextlib.contextmanager
 def _ask_lock(config: TuneConfig):
-    """Holds the study's lock file while a process counts the trials and asks for one.
+    """Holds the journal's lock file while a process counts the trials and asks for one.
 
     With the journal file all workers are on this machine: the lock makes the count and
-    the new trial one step, so that two workers never start one trial too many. A shared
-    database spans machines that do not share the lock: a trial more than the total may
-    then run when two machines ask at the same moment.
+    the new trial one step, so that two workers never start one trial too many. (Machines
+    sharing a database share no lock: a trial more than the total may then run when two
+    of them ask at the same moment.)
     """
-    if config.storage is not None:
-        yield
-        return
     import fcntl
 
     with open(Path(config.study_dir) / ".ask.lock", "w", encoding="utf-8") as lock:
@@ -423,7 +458,9 @@ def pruning_callback(trial, monitor: str, every: int):
     return _Pruning()
 
 
-def _objective(trial, config: TuneConfig, space: dict) -> float:
+def _objective(trial, config: TuneConfig, space: dict, record_worker: bool = False) -> float:
+    if record_worker:
+        trial.set_user_attr(WORKER, _worker_id())
     params = suggest(trial, space)
     number = trial.user_attrs.get(RUN_NUMBER, trial.number)
     trial.set_user_attr(RUN_NUMBER, number)
@@ -488,12 +525,12 @@ def _boot_id() -> str:
         return ""
 
 
-def _is_stale(trial, local: bool) -> bool:
-    """Whether a running trial's process is dead.
+def _is_stale(trial) -> bool:
+    """Whether a running trial of the study's journal file was left by a dead process.
 
-    A journal file is written only by processes of this machine: a trial of another boot or
-    of a dead process is stale. With a shared database, trials of other machines are left
-    to their owners.
+    A journal file is written only by processes of this machine: a trial of another machine
+    or boot, or of a process that is gone, is stale. (A shared database has Optuna's
+    heartbeats instead.)
     """
     worker = trial.user_attrs.get(WORKER)
     if worker is None:
@@ -502,7 +539,7 @@ def _is_stale(trial, local: bool) -> bool:
         return started is None or time.time() - started.timestamp() > 60
     same_machine = worker.get("host") == socket.gethostname() and worker.get("boot") == _boot_id()
     if not same_machine:
-        return local
+        return True
     try:
         os.kill(int(worker["pid"]), 0)
     except ProcessLookupError:
@@ -512,12 +549,12 @@ def _is_stale(trial, local: bool) -> bool:
     return False
 
 
-def _recover_stale_trials(study, local: bool) -> None:
+def _recover_stale_trials(study) -> None:
     """Marks trials whose process died as failed and queues their settings again."""
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _is_stale(trial, local):
+        if not _is_stale(trial):
             continue
         study.tell(trial.number, state=TrialState.FAIL)
         number = trial.user_attrs.get(RUN_NUMBER, trial.number)

@@ -293,3 +293,16 @@ def test_best_json_round_trips_into_train_params(tmp_path, given_dir):
         "train", "cdae", "--data", given_dir, "--params", study_dir, "--out", tmp_path / "x"
     )
     assert code == 2 and "a study of mult-dae, not cdae" in stderr
+
+
+def test_a_study_in_a_database_storage(tmp_path):
+    # The RDB storage machines share (PostgreSQL, MySQL); SQLite stands in for them here.
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = tiny_study(tmp_path / "study", trials=2, storage=url, study_name="shared")
+    result = quiet_tune(config)
+    assert not (tmp_path / "study" / tuning.STUDY_FILE).exists()
+    stored = optuna.load_study(study_name="shared", storage=url)
+    assert [t.state.name for t in stored.trials] == [t.state.name for t in result.study.trials]
+    assert len(stored.trials) == 2 and result.best["study"] == "shared"
+    with pytest.raises(ConfigError, match="--storage nosuch://x"):
+        tuning.load_study(tiny_study(tmp_path / "other", storage="nosuch://x"))

@@ -39,8 +39,11 @@ def select_and_refit(name: str, settings: dict, fit: dict, seed: int, split, ful
 
     out = Path(out)
     started, cpu_started = time.perf_counter(), time.process_time()
+    seconds = {}
     if (out / METRICS_FILE).is_file():
+        # Finished by an earlier process: its seconds are not known here.
         summary = read_json(out / METRICS_FILE)
+        seconds = {"cpu_seconds": None, "wall_seconds": None}
     else:
         config = RunConfig(
             name,
@@ -63,5 +66,6 @@ def select_and_refit(name: str, settings: dict, fit: dict, seed: int, split, ful
         "validation": summary["validation"],
         "cpu_seconds": time.process_time() - cpu_started,
         "wall_seconds": time.perf_counter() - started,
+        **seconds,
     }
     return summary, info

@@ -16,7 +16,7 @@ from pathlib import Path
 from keras_recae.data import ids
 from keras_recae.data.readers import DataFormatError
 from keras_recae.data.spec import DataSpec
-from keras_recae.errors import ConfigError
+from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.runs import METRICS_FILE, MODEL_FILE, load_run_model
 
 # A command-line mistake, reported as one line without a traceback.
@@ -66,7 +66,6 @@ def run_config(args, **changes):
 
 
 def train(args) -> int:
-    from keras_recae.training import TrainingDiverged
     from keras_recae.training import train as run_training
 
     config = run_config(args)
@@ -88,25 +87,31 @@ def train(args) -> int:
 
 
 def tune(args) -> int:
+    from keras_recae import tuning
     from keras_recae.models.registry import model_class
-    from keras_recae.search_space import parse_space
-    from keras_recae.tuning import BEST_FILE, TuneConfig, setting_kinds
-    from keras_recae.tuning import tune as run_tune
+    from keras_recae.search_space import RUN_PARAMETERS, choice, parse_space
 
+    cls = model_class(args.model)
+    space = parse_space(args.space, tuning.setting_kinds(cls))
+    # A run flag given on the command line is fixed: a one-value choice.
+    for name in set(cls.search_space) & set(RUN_PARAMETERS) - set(space):
+        if getattr(args, name) is not None:
+            space[name] = choice(getattr(args, name))
     config = from_flags(
-        TuneConfig,
+        tuning.TuneConfig,
         args,
         run=run_config(args, threads=args.threads or 1),
         study_dir=args.study or f"studies/{args.model}",
-        space=parse_space(args.space, setting_kinds(model_class(args.model))),
+        space=space,
         figures=not args.no_figures,
     )
-    result = run_tune(config)
+    result = tuning.tune(config)
+    best_file = result.study_dir / tuning.BEST_FILE
+    if not result.best:
+        print(f"no trial has completed yet: no {best_file}")
+        return 0
     print(json.dumps(result.best, indent=2))
-    print(
-        f"wrote {result.study_dir / BEST_FILE}; train the winner: keras-recae train "
-        f"{args.model} --params {result.study_dir / BEST_FILE} --retrain ..."
-    )
+    print(f"wrote {best_file}; keras-recae train {args.model} --params {best_file} trains it")
     return 0
 
 
@@ -200,7 +205,6 @@ def recommend(args) -> int:
 def refine(args) -> int:
     from keras_recae.refining import RefineConfig
     from keras_recae.refining import refine as run_refine
-    from keras_recae.training import TrainingDiverged
 
     config = from_flags(RefineConfig, args, settings=parse_settings(args.set))
     try:

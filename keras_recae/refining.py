@@ -20,7 +20,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from keras_recae.errors import ConfigError
+from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.models.registry import check_settings, refiner_class
 from keras_recae.runs import (
     HISTORY_FILE,
@@ -31,7 +31,6 @@ from keras_recae.runs import (
     save_model_atomic,
     write_json_atomic,
 )
-from keras_recae.training import TrainingDiverged
 
 
 @dataclasses.dataclass

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from keras_recae.data.spec import DataSpec, load_split
-from keras_recae.errors import ConfigError
+from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
 from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
 from keras_recae.models.registry import check_settings, model_class, takes_seed
@@ -58,10 +58,6 @@ DEFAULT_METRICS = (*RANKING_METRICS, "precision@20")
 # Rows per evaluation batch when `batch_size` is 0 (full-batch training).
 EVAL_BATCH_SIZE = 500
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite: no model was written, and a rerun starts afresh."""
 
 
 @dataclasses.dataclass
@@ -92,7 +88,8 @@ class RunConfig:
         select: bool. False when the epoch count is already known (`epochs`, e.g. a
             tuning study's best): with `retrain` and a validation part carved from the
             train lines, the selection phase is skipped and the model is trained on the
-            full train lines for `epochs` epochs. No effect otherwise. Defaults to True.
+            full train lines for `epochs` epochs (the summary then has no validation
+            figures, and the run no `history.csv`). No effect otherwise. Defaults to True.
         precision: str. `float32`, `mixed_float16` or `mixed_bfloat16`. Defaults to
             `"float32"`.
         jit_compile: bool | str. XLA for the train step; `"auto"` leaves it to Keras (on
@@ -176,7 +173,7 @@ def train(
             `test` is empty. Defaults to True.
 
     Raises:
-        ConfigError: a setting that cannot work, before anything is written.
+        ConfigError: a setting that cannot work, before training starts.
         TrainingDiverged: the loss became NaN; no model is written.
     """
     configure_threads(config.threads)
@@ -278,6 +275,8 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     keras.utils.set_random_seed(config.seed)
     if config.precision != "float32":
         keras.config.set_dtype_policy(config.precision)
+    if split is not None and not read_test:
+        split = dataclasses.replace(split, test=None)
     if split is None:
         split, full_train = load_split(
             spec,
@@ -452,6 +451,20 @@ def fit(
     return history, evaluation, timer
 
 
+def selection_monitor(cls, monitor: str) -> tuple[str, str]:
+    """The validation metric that chooses the epoch, and whether to maximize or minimize it.
+
+    Ranking models: `monitor` without its `val_` prefix, in lower case; rating models:
+    `rmse`, or `mae` when asked.
+    """
+    from keras_recae.callbacks import RatingEvaluation
+
+    monitor = monitor.lower().removeprefix("val_")
+    if cls.explicit:
+        return (monitor if monitor in RatingEvaluation.METRICS else "rmse"), "minimize"
+    return monitor, "maximize"
+
+
 def _selection_callback(model, validation, config: RunConfig, backup: Path, metrics):
     from keras_recae.callbacks import RankingEvaluation, RatingEvaluation
 
@@ -463,8 +476,7 @@ def _selection_callback(model, validation, config: RunConfig, backup: Path, metr
         "state_dir": str(backup),
     }
     if model.explicit:
-        monitor = config.monitor.removeprefix("val_")
-        monitor = monitor if monitor in RatingEvaluation.METRICS else "rmse"
+        monitor, _ = selection_monitor(type(model), config.monitor)
         return RatingEvaluation(validation, monitor=monitor, **common)
     metrics = list(metrics or config.metrics or DEFAULT_METRICS)
     return RankingEvaluation(validation, metrics=metrics, monitor=config.monitor, **common)

@@ -53,9 +53,10 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from pathlib import Path
 
-from keras_recae.errors import ConfigError
+from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.models.registry import constructor_arguments, model_class
 from keras_recae.runs import (
     BACKUP_DIR,
@@ -66,7 +67,7 @@ from keras_recae.runs import (
     write_json_atomic,
 )
 from keras_recae.search_space import RUN_PARAMETERS, Dimension, parse_space
-from keras_recae.training import RunConfig, TrainingDiverged, train
+from keras_recae.training import RunConfig, selection_monitor, train
 
 STUDY_FILE = "study.journal"
 BEST_FILE = "best.json"
@@ -76,7 +77,7 @@ PRUNERS = ("median", "hyperband", "none")
 # The trial whose run a retried trial continues (its directory under `trials/`).
 RUN_NUMBER = "run_number"
 WORKER = "worker"
-RATING_MONITORS = ("rmse", "mae")
+MAX_FAILURES = 5
 
 
 @dataclasses.dataclass
@@ -138,8 +139,9 @@ class TuneResult:
 def setting_kinds(cls) -> dict:
     """The Python type (`int` or `float`) of each numeric setting, from its default."""
     kinds = dict(RUN_PARAMETERS)
-    for name, parameter in inspect.signature(cls.__init__).parameters.items():
-        default = parameter.default
+    parameters = inspect.signature(cls.__init__).parameters
+    for name in constructor_arguments(cls):
+        default = parameters[name].default
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             kinds[name] = type(default)
     return kinds
@@ -178,12 +180,8 @@ def study_space(config: TuneConfig) -> dict:
 
 
 def objective_of(config: RunConfig) -> tuple[str, str]:
-    """The validation metric a study optimises and its direction."""
-    cls = model_class(config.model)
-    monitor = config.monitor.removeprefix("val_")
-    if cls.explicit:
-        return (monitor if monitor in RATING_MONITORS else "rmse"), "minimize"
-    return monitor, "maximize"
+    """The validation metric a study optimises and its direction: the run's `monitor`."""
+    return selection_monitor(model_class(config.model), config.monitor)
 
 
 def tune(config: TuneConfig) -> TuneResult:
@@ -203,7 +201,8 @@ def tune(config: TuneConfig) -> TuneResult:
     study_dir.mkdir(parents=True, exist_ok=True)
     study = load_study(config)
     if config.storage is None:
-        _recover_stale_trials(study)
+        with _ask_lock(config):
+            _recover_stale_trials(study)
     started = time.monotonic()
     if config.workers == 1:
         _work(config, space, 0, started)
@@ -220,6 +219,12 @@ def tune(config: TuneConfig) -> TuneResult:
             process.start()
         for process in processes:
             process.join()
+        failed = [index for index, process in enumerate(processes) if process.exitcode]
+        if failed:
+            raise RuntimeError(
+                f"tuning workers {failed} stopped with an error (see their output above); "
+                "the study keeps what they finished: run the same tuning again to go on"
+            )
     study = load_study(config)
     best = write_outputs(study, config)
     if config.figures:
@@ -237,8 +242,6 @@ def load_study(config: TuneConfig):
 
         storage = JournalStorage(JournalFileBackend(str(study_dir / STUDY_FILE)))
     else:
-        import warnings
-
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
         try:
@@ -300,12 +303,17 @@ def _sampler(seed: int, worker: int, finished: int):
 
 
 def _work(config: TuneConfig, space: dict, worker: int, started: float) -> None:
-    """One process's share of the study: trials until the study has enough or time is up."""
+    """One process's share of the study: trials until the study has enough or time is up.
+
+    Stops after `MAX_FAILURES` trials in a row failed (their loss diverged): a space whose
+    every point fails would otherwise never fill the study.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_study(config)
-    while True:
+    failures = 0
+    while failures < MAX_FAILURES:
         if config.timeout is not None and time.monotonic() - started > config.timeout:
             return
         if config.storage is None:
@@ -313,19 +321,26 @@ def _work(config: TuneConfig, space: dict, worker: int, started: float) -> None:
                 trial = _next_trial(study, config, worker)
             if trial is None:
                 return
-            _run_trial(study, trial, config, space)
-            continue
-        finished = _finished_count(study, config)
-        if finished is None:
-            return
-        # Optuna's own loop beats the trials' heartbeats in a shared database.
-        study.sampler = _sampler(config.seed, worker, finished)
-        study.optimize(
-            lambda trial: _objective(trial, config, space, record_worker=True),
-            n_trials=1,
-            catch=(TrainingDiverged,),
-            callbacks=[lambda study, trial: _after_trial(study, trial, config)],
-        )
+            state = _run_trial(study, trial, config, space)
+        else:
+            # Trials of machines whose heartbeat stopped are failed and queued again first.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            finished = _finished_count(study, config)
+            if finished is None:
+                return
+            # Optuna's own loop beats the trials' heartbeats in a shared database.
+            study.sampler = _sampler(config.seed, worker, finished)
+            study.optimize(
+                lambda trial: _objective(trial, config, space),
+                n_trials=1,
+                catch=(TrainingDiverged,),
+                callbacks=[lambda study, trial: _after_trial(study, trial, config)],
+            )
+            state = study.trials[-1].state.name
+        failures = failures + 1 if state == "FAIL" else 0
+    print(f"stopped: {MAX_FAILURES} trials in a row failed; see `error` in {TRIALS_FILE}")
 
 
 def _finished_count(study, config: TuneConfig) -> int | None:
@@ -372,7 +387,8 @@ def _ask_lock(config: TuneConfig):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _run_trial(study, trial, config: TuneConfig, space: dict) -> None:
+def _run_trial(study, trial, config: TuneConfig, space: dict) -> str:
+    """Runs a trial and records its end; returns its state's name."""
     import optuna
     from optuna.trial import TrialState
 
@@ -383,14 +399,16 @@ def _run_trial(study, trial, config: TuneConfig, space: dict) -> None:
     except TrainingDiverged as error:
         trial.set_user_attr("error", str(error))
         frozen = study.tell(trial, state=TrialState.FAIL)
-    except Exception:
-        # An interrupt is no Exception: it leaves the trial running, and the next tuning
-        # finds its process dead and runs it again from its backup.
+    except BaseException:
+        # An error, or an interrupt in a notebook whose kernel lives on: the trial fails,
+        # and its settings are queued to run again from its backup.
         study.tell(trial, state=TrialState.FAIL)
+        _requeue(study, study.trials[trial.number])
         raise
     else:
         frozen = study.tell(trial, value)
     _after_trial(study, frozen, config)
+    return frozen.state.name
 
 
 def suggest(trial, space: dict) -> dict:
@@ -458,9 +476,7 @@ def pruning_callback(trial, monitor: str, every: int):
     return _Pruning()
 
 
-def _objective(trial, config: TuneConfig, space: dict, record_worker: bool = False) -> float:
-    if record_worker:
-        trial.set_user_attr(WORKER, _worker_id())
+def _objective(trial, config: TuneConfig, space: dict) -> float:
     params = suggest(trial, space)
     number = trial.user_attrs.get(RUN_NUMBER, trial.number)
     trial.set_user_attr(RUN_NUMBER, number)
@@ -550,15 +566,23 @@ def _is_stale(trial) -> bool:
 
 
 def _recover_stale_trials(study) -> None:
-    """Marks trials whose process died as failed and queues their settings again."""
+    """Marks trials whose process died as failed and queues their settings again.
+
+    Called under the journal's lock: two commands started at once recover a trial once.
+    """
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _is_stale(trial):
             continue
         study.tell(trial.number, state=TrialState.FAIL)
-        number = trial.user_attrs.get(RUN_NUMBER, trial.number)
-        study.enqueue_trial(trial.params, user_attrs={RUN_NUMBER: number})
+        _requeue(study, trial)
+
+
+def _requeue(study, trial) -> None:
+    """Queues a failed trial's settings again, to run in the same run directory."""
+    number = trial.user_attrs.get(RUN_NUMBER, trial.number)
+    study.enqueue_trial(trial.params, user_attrs={RUN_NUMBER: number})
 
 
 def _after_trial(study, trial, config: TuneConfig) -> None:
@@ -617,8 +641,16 @@ def write_outputs(study, config: TuneConfig) -> dict:
         "best_epoch": best.user_attrs.get("best_epoch"),
         "epochs_run": best.user_attrs.get("epochs_run"),
         "settings": {**config.run.settings, **settings},
-        "run": {"lr": config.run.lr, "lr_decay": config.run.lr_decay, **run_params},
-        "data": dataclasses.asdict(config.run.data),
+        "run": {**{name: getattr(config.run, name) for name in RUN_PARAMETERS}, **run_params},
+        # How the trials chose their epochs, for reading the value; `with_best` uses `run`.
+        "selection": {
+            "epochs": config.run.epochs,
+            "eval_every": config.run.eval_every,
+            "patience": config.run.patience,
+            "precision": config.run.precision,
+            "seed": config.run.seed,
+        },
+        "data": dataclasses.asdict(_seeded(config.run)),
         "trials": counts,
         "train_seconds": sum(t.user_attrs.get("train_seconds") or 0.0 for t in trials),
     }
@@ -673,8 +705,6 @@ def write_figures(study, study_dir: Path, monitor: str, top: int = 5) -> list[Pa
     The importances need two finished trials or more with more than one searched setting;
     the curves are the validation figures, epoch by epoch, of the `top` best trials.
     """
-    import warnings
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -740,25 +770,34 @@ def _save(figure, path: Path) -> Path:
 
 
 def with_best(config: RunConfig, best_path, given=frozenset()) -> RunConfig:
-    """A run of a study's winner: its settings and run parameters, then its epoch count.
+    """A run of a study's winner: its settings and run parameters, and its epoch count.
 
     Args:
         config: RunConfig. The run; its settings win over the study's.
         best_path: path. A study's `best.json`, or the study directory.
-        given: set of str. Run parameters (`lr`, ...) set by the caller, which win.
+        given: set of str. Run parameters (`lr`, `lr_decay`, `batch_size`) the caller set,
+            which win over the study's.
 
     Returns:
-        The run with the study's settings. With `retrain`, the selection phase is skipped:
-        the model is trained on the full train lines for the study's best epoch count.
+        The run with the study's settings and run parameters. With `retrain` on the data
+        of the study (same `DataSpec`), the run trains for the study's best epoch count
+        without a selection phase where the split has a full train part (`given`); on
+        other data it chooses its epoch on its own validation part.
     """
     best = read_best(best_path)
     if best["model"] != config.model:
         raise ConfigError(f"--params {best_path}: a study of {best['model']}, not {config.model}")
     run = {name: value for name, value in best["run"].items() if name not in given}
     config = dataclasses.replace(config, settings={**best["settings"], **config.settings}, **run)
-    if config.retrain and best.get("best_epoch"):
+    same_data = best.get("data") == dataclasses.asdict(_seeded(config))
+    if config.retrain and same_data and best.get("best_epoch"):
         config = dataclasses.replace(config, epochs=best["best_epoch"], select=False)
     return config
+
+
+def _seeded(run: RunConfig):
+    """The run's data spec with the seed the runner gives it."""
+    return run.data if run.data.seed is not None else run.data.updated(seed=run.seed)
 
 
 def read_best(path) -> dict:

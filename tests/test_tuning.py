@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -306,3 +308,42 @@ def test_a_study_in_a_database_storage(tmp_path):
     assert len(stored.trials) == 2 and result.best["study"] == "shared"
     with pytest.raises(ConfigError, match="--storage nosuch://x"):
         tuning.load_study(tiny_study(tmp_path / "other", storage="nosuch://x"))
+
+
+def test_an_interrupted_trial_is_queued_again_with_its_settings(tmp_path, monkeypatch):
+    values = []
+
+    def interrupted_once(run, callbacks=(), read_test=True):
+        values.append(run.settings["dropout"])
+        if len(values) == 2:
+            raise KeyboardInterrupt
+        summary = {"validation": {"ndcg@100": values[-1]}, "best_epoch": 1, "epochs_run": 1}
+        return SimpleNamespace(summary={**summary, "train_seconds": 0.0})
+
+    monkeypatch.setattr(tuning, "train", interrupted_once)
+    config = tiny_study(tmp_path / "study", trials=3, pruner="none")
+    with pytest.raises(KeyboardInterrupt):
+        quiet_tune(config)
+    trials = quiet_tune(config).study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[2].params == trials[1].params and trials[2].user_attrs["run_number"] == 1
+    assert values[2] == values[1] and trials[2].value == values[1]
+
+
+def test_the_epoch_count_of_a_study_applies_to_its_own_data_only(tmp_path):
+    best = {
+        "model": "mult-dae",
+        "settings": {"dropout": 0.3},
+        "run": {"lr": 0.005, "lr_decay": None, "batch_size": 200},
+        "best_epoch": 7,
+        "data": dataclasses.asdict(DataSpec("train.txt", "test.txt", seed=0)),
+    }
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps(best))
+    same = RunConfig("mult-dae", DataSpec("train.txt", "test.txt"), retrain=True)
+    winner = tuning.with_best(same, path)
+    assert (winner.epochs, winner.select, winner.lr, winner.batch_size) == (7, False, 0.005, 200)
+    assert winner.settings == {"dropout": 0.3}
+    other = RunConfig("mult-dae", DataSpec("other.txt", "test.txt"), retrain=True, lr=0.1)
+    winner = tuning.with_best(other, path, given={"lr"})
+    assert (winner.epochs, winner.select, winner.lr) == (200, True, 0.1)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from keras_recae.data import ids
 from keras_recae.data.readers import DataFormatError
-from keras_recae.data.spec import DataSpec
+from keras_recae.data.spec import PROTOCOLS, DataSpec
+from keras_recae.distribute import STRATEGIES
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.runs import METRICS_FILE, MODEL_FILE, load_run_model
+from keras_recae.training import PRECISIONS
+from keras_recae.tuning import PRUNERS
 
-# A command-line mistake, reported as one line without a traceback.
-UsageError = ConfigError
+UsageError = ConfigError  # a command-line mistake: one line, no traceback
 
 
 def parse_settings(pairs: list[str] | None) -> dict:
@@ -259,7 +261,7 @@ def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument(
         "--data", required=required, help="a ratings file or directory, or 'synthetic'"
     )
-    parser.add_argument("--protocol", choices=["given", "strong", "random"])
+    parser.add_argument("--protocol", choices=PROTOCOLS)
     for flag, (kind, text) in DATA_FLAGS.items():
         parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--seed", type=int, default=None if not required else 0)
@@ -291,9 +293,7 @@ def add_fit_arguments(parser) -> None:
     parser.add_argument("--monitor", default="ndcg@100", help="metric choosing the epoch")
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--patience", type=int, help="evaluations without improvement")
-    parser.add_argument(
-        "--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32"
-    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_parser.add_argument(
         "--distribute",
-        choices=["none", "mirrored", "multi-worker"],
+        choices=STRATEGIES,
         default="none",
         help="tf.distribute strategy: mirrored (MirroredStrategy over the visible GPUs or "
         "--devices) or multi-worker (MultiWorkerMirroredStrategy, the cluster from TF_CONFIG); "
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument(
         "--space", action="append", metavar="NAME=LOW:HIGH[:log]|A,B,C", help="a dimension"
     )
-    tune_parser.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    tune_parser.add_argument("--pruner", choices=PRUNERS, default="median")
     tune_parser.add_argument("--storage", help="an Optuna storage URL shared by machines")
     tune_parser.add_argument("--study-name", help="the study's name (default MODEL)")
     tune_parser.add_argument("--workers", type=int, default=1, help="trial processes")

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from keras_recae.data.spec import DataSpec, load_split
+from keras_recae.data.spec import DEFAULT_VALIDATION_FRACTION, DataSpec, load_split
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
 from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
@@ -281,7 +281,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         split, full_train = load_split(
             spec,
             explicit=cls.explicit,
-            default_validation=0.0 if cls.closed_form else 0.1,
+            default_validation=0.0 if cls.closed_form else DEFAULT_VALIDATION_FRACTION,
             read_test=read_test,
         )
     _say(

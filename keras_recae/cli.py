@@ -280,7 +280,7 @@ def add_data_arguments(parser, required: bool) -> None:
 def add_fit_arguments(parser) -> None:
     """The training flags of `train` and `tune`."""
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the model's)")
     parser.add_argument(
         "--lr-decay",
         type=_decay,

@@ -71,7 +71,8 @@ class RunConfig:
             Defaults to `{}`.
         out: str | None. The run directory; None means `runs/<model>`. Defaults to None.
         epochs: int. The most epochs of the selection phase. Defaults to 200.
-        lr: float. Adam's learning rate. Defaults to `1e-3`.
+        lr: float | None. Adam's learning rate; None means the model's `default_lr`
+            (`1e-3` for most). Defaults to None.
         lr_decay: float | None. Multiply the learning rate by this after each epoch.
             Defaults to None.
         batch_size: int. Rows per batch (users, or items for the item-based AutoRec); 0
@@ -108,7 +109,7 @@ class RunConfig:
     settings: dict = dataclasses.field(default_factory=dict)
     out: str | None = None
     epochs: int = 200
-    lr: float = 1e-3
+    lr: float | None = None
     lr_decay: float | None = None
     batch_size: int = 500
     metrics: tuple = DEFAULT_METRICS
@@ -177,6 +178,7 @@ def train(
         TrainingDiverged: the loss became NaN; no model is written.
     """
     configure_threads(config.threads)
+    config = with_model_defaults(config)
     # Before anything else runs on TensorFlow: the strategy may split the CPU.
     strategy = make_strategy(config)
     import keras
@@ -189,6 +191,13 @@ def train(
         return _run_distributed(config, split, full_train, callbacks, read_test, strategy)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def with_model_defaults(config: RunConfig) -> RunConfig:
+    """`config` with the run settings it leaves to the model (`lr`) filled in."""
+    if config.lr is not None:
+        return config
+    return dataclasses.replace(config, lr=model_class(config.model).default_lr)
 
 
 def make_strategy(config: RunConfig):
@@ -303,6 +312,12 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         "protocol": split.protocol,
         "n_users": split.train.n_users,
         "n_items": split.train.n_items,
+        "run": {
+            "lr": config.lr,
+            "lr_decay": config.lr_decay,
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+        },
         "threads": config.threads,
         "precision": config.precision,
         "distribute": config.distribute,
@@ -428,6 +443,7 @@ def fit(
     """
     from keras_recae.callbacks import EpochTimer
 
+    config = with_model_defaults(config)
     timer = EpochTimer()
     evaluation = None
     if validation is not None:

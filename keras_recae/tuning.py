@@ -67,7 +67,7 @@ from keras_recae.runs import (
     write_json_atomic,
 )
 from keras_recae.search_space import RUN_PARAMETERS, Dimension, parse_space
-from keras_recae.training import RunConfig, selection_monitor, train
+from keras_recae.training import RunConfig, selection_monitor, train, with_model_defaults
 
 STUDY_FILE = "study.journal"
 BEST_FILE = "best.json"
@@ -193,6 +193,8 @@ def tune(config: TuneConfig) -> TuneResult:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # `best.json` names the learning rate its trials used, also when the model chose it.
+    config = dataclasses.replace(config, run=with_model_defaults(config.run))
     space = study_space(config)
     if config.trials < 1 or config.workers < 1:
         raise ConfigError("--trials and --workers should be positive integers")

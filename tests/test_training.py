@@ -176,3 +176,23 @@ def test_the_run_seed_fills_the_model_seed(tmp_path):
     stored = json.loads((tmp_path / "run" / RUN_FILE).read_text())
     assert stored["seed"] == 11 and "seed" not in stored["settings"]
     assert np.isfinite(result.test["ndcg@100"])
+
+
+@pytest.mark.parametrize("lr", [None, 0.02])
+def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
+    result = quiet_train(
+        RunConfig(
+            "cdae",
+            DataSpec("synthetic"),
+            {"hidden_dim": 8},
+            epochs=1,
+            lr=lr,
+            out=str(tmp_path / "run"),
+            verbose=0,
+        )
+    )
+    expected = models.CDAE.default_lr if lr is None else lr
+    assert float(result.model.optimizer.learning_rate) == pytest.approx(expected)
+    assert result.summary["run"]["lr"] == pytest.approx(expected)
+    assert result.summary["run"]["batch_size"] == RunConfig("cdae").batch_size
+

@@ -37,6 +37,9 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
       (`user_ids`, set by `set_user_ids`).
     - `has_encoder`: `encode` gives a user representation.
 
+    - `default_lr`: Adam's learning rate when the run gives none (`keras-recae train`
+      without `--lr`); the models that learn slowly at `1e-3` declare a larger one.
+
     and, for training, `adapt(matrix)` (prepare for a training matrix),
     `n_training_rows(matrix)` (the rows of one pass) and `training_batches(matrix,
     batch_size)` (the `tf.data` pipeline `fit` takes).
@@ -49,6 +52,7 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
     # The settings a tuning study varies by default (`keras_recae.search_space`): none
     # here; each model of the zoo declares its own.
     search_space: dict = {}
+    default_lr = 1e-3
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

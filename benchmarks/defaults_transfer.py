@@ -4,8 +4,8 @@ Each model is trained by the runner exactly as `keras-recae train MODEL --data .
 would train it with no other flag, except that the epoch is chosen on NDCG@20 (the figure
 compared) and the run stops after `--epochs`. EASE is trained with its default `l2` and, as a
 stronger reference, with the `l2` of {50, 100, 200, 500, 1000, 2000} (`--ease-l2`) best on
-the validation part. Every figure is a validation figure: the test lines are not read (`read_test=False`), so
-this can choose defaults.
+the validation part. Every figure is a validation figure: the test lines are not read
+(`read_test=False`), so this can choose defaults.
 
 Usage:
   python benchmarks/defaults_transfer.py OUT --data FILE [--test FILE] [--protocol P]
@@ -39,12 +39,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=1)
-    parser.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
-                        help="a setting for one model (to try a candidate default)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL:NAME=VALUE",
+        help="a setting for one model (to try a candidate default)",
+    )
     parser.add_argument("--lr", type=float, help="a learning rate for every model (candidate)")
     parser.add_argument("--batch-size", type=int, help="a batch size for every model (candidate)")
-    parser.add_argument("--ease-l2", default=",".join(f"{l2:g}" for l2 in EASE_GRID),
-                        help="the l2 values of EASE to train (comma-separated)")
+    parser.add_argument(
+        "--ease-l2",
+        default=",".join(f"{l2:g}" for l2 in EASE_GRID),
+        help="the l2 values of EASE to train (comma-separated)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the run directories")
     args = parser.parse_args()
 
@@ -119,14 +127,19 @@ def main() -> None:
     previous = []
     if summary_path.is_file():
         with summary_path.open() as handle:
-            previous = [r for r in csv.DictReader(handle) if r["model"] not in {
-                row["model"] for row in rows}]
+            previous = [
+                r
+                for r in csv.DictReader(handle)
+                if r["model"] not in {row["model"] for row in rows}
+            ]
     with summary_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(previous + rows)
-    print(f"EASE {METRIC}: l2={default_l2:g} (default) {ease_default}, best l2={best_l2:g} "
-          f"{ease_best:.4f}")
+    print(
+        f"EASE {METRIC}: l2={default_l2:g} (default) {ease_default}, best l2={best_l2:g} "
+        f"{ease_best:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -195,4 +195,3 @@ def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
     assert float(result.model.optimizer.learning_rate) == pytest.approx(expected)
     assert result.summary["run"]["lr"] == pytest.approx(expected)
     assert result.summary["run"]["batch_size"] == RunConfig("cdae").batch_size
-

@@ -271,7 +271,8 @@ def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument(
         "--batch-size",
         type=_batch_size,
-        help="rows per batch: users, or items for the item-based AutoRec (default 500); "
+        help="rows per batch: users, or items for the item-based AutoRec (default: the "
+        "model's, 500 for most); "
         "train: 0 trains on full batches, all rows at once (evaluation goes 500 at a time)",
     )
     parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")

@@ -75,8 +75,9 @@ class RunConfig:
             (`1e-3` for most). Defaults to None.
         lr_decay: float | None. Multiply the learning rate by this after each epoch.
             Defaults to None.
-        batch_size: int. Rows per batch (users, or items for the item-based AutoRec); 0
-            trains on full batches. Defaults to 500.
+        batch_size: int | None. Rows per batch (users, or items for the item-based
+            AutoRec); 0 trains on full batches; None means the model's
+            `default_batch_size` (500 for most). Defaults to None.
         metrics: sequence of str. Metrics of the summary (ranking models). Defaults to
             `DEFAULT_METRICS`.
         monitor: str. The validation metric choosing the epoch (`rmse` for rating models
@@ -111,7 +112,7 @@ class RunConfig:
     epochs: int = 200
     lr: float | None = None
     lr_decay: float | None = None
-    batch_size: int = 500
+    batch_size: int | None = None
     metrics: tuple = DEFAULT_METRICS
     monitor: str = "ndcg@100"
     eval_every: int = 1
@@ -194,10 +195,13 @@ def train(
 
 
 def with_model_defaults(config: RunConfig) -> RunConfig:
-    """`config` with the run settings it leaves to the model (`lr`) filled in."""
-    if config.lr is not None:
-        return config
-    return dataclasses.replace(config, lr=model_class(config.model).default_lr)
+    """`config` with the run settings it leaves to the model (`lr`, `batch_size`) filled in."""
+    cls = model_class(config.model)
+    return dataclasses.replace(
+        config,
+        lr=cls.default_lr if config.lr is None else config.lr,
+        batch_size=cls.default_batch_size if config.batch_size is None else config.batch_size,
+    )
 
 
 def make_strategy(config: RunConfig):

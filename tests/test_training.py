@@ -194,4 +194,4 @@ def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
     expected = models.CDAE.default_lr if lr is None else lr
     assert float(result.model.optimizer.learning_rate) == pytest.approx(expected)
     assert result.summary["run"]["lr"] == pytest.approx(expected)
-    assert result.summary["run"]["batch_size"] == RunConfig("cdae").batch_size
+    assert result.summary["run"]["batch_size"] == models.CDAE.default_batch_size

@@ -37,8 +37,10 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
       (`user_ids`, set by `set_user_ids`).
     - `has_encoder`: `encode` gives a user representation.
 
-    - `default_lr`: Adam's learning rate when the run gives none (`keras-recae train`
-      without `--lr`); the models that learn slowly at `1e-3` declare a larger one.
+    - `default_lr` and `default_batch_size`: Adam's learning rate and the rows per batch
+      when the run gives none (`keras-recae train` without `--lr`, `--batch-size`): the
+      settings that work on data nobody tuned for (the models that learn slowly at `1e-3`
+      declare a larger rate).
 
     and, for training, `adapt(matrix)` (prepare for a training matrix),
     `n_training_rows(matrix)` (the rows of one pass) and `training_batches(matrix,
@@ -53,6 +55,7 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
     # here; each model of the zoo declares its own.
     search_space: dict = {}
     default_lr = 1e-3
+    default_batch_size = 500
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -63,7 +63,9 @@ class RecVAE(LossPartsTraining, Recommender):
         n_layers: int. Number of encoder layers. Defaults to `5`.
         dropout: float. Input dropout rate of the encoder passes, in [0, 1).
             Defaults to `0.5`.
-        gamma: float. KL weight per unit of the user's row sum. Defaults to `0.005`.
+        gamma: float. KL weight per unit of the user's row sum. Defaults to `0.01` (the
+            paper's 0.005, chosen on ML-20M, overfits on MovieLens-100K: RESULTS.md,
+            "Defaults that transfer").
         beta: float | None. A fixed KL weight instead of `gamma * |x_u|`. Defaults to `None`.
         n_enc_epochs: int. Encoder passes over the data per epoch. Defaults to `3`.
         n_dec_epochs: int. Decoder passes over the data per epoch. Defaults to `1`.
@@ -103,7 +105,7 @@ class RecVAE(LossPartsTraining, Recommender):
         latent_dim: int = 200,
         n_layers: int = 5,
         dropout: float = 0.5,
-        gamma: float = 0.005,
+        gamma: float = 0.01,
         beta: float | None = None,
         n_enc_epochs: int = 3,
         n_dec_epochs: int = 1,

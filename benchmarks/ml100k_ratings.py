@@ -41,12 +41,12 @@ MODELS = {
     # Half the paper's widths (512-512-1024 overfits 943 users).
     "deep-rec": (
         "deep-rec",
-        dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1),
+        dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1, l2=0.0),
         dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20),
     ),
     "deep-rec-no-refeed": (
         "deep-rec",
-        dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=0),
+        dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=0, l2=0.0),
         dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20),
     ),
 }

@@ -32,7 +32,7 @@ VALIDATION_FRACTION = 0.05
 # `decay`: the Adam learning rate's factor per epoch (benchmarks/_ratings.py).
 I_AUTOREC = dict(kind="item", hidden_units=500, l2=100.0)
 I_AUTOREC_FIT = dict(lr=2e-2, decay=0.99, batch_size=None, epochs=1000, every=2, patience=15)
-DEEP_REC = dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1)
+DEEP_REC = dict(hidden_dims=(256, 256, 512), dropout=0.8, refeed_steps=1, l2=0.0)
 DEEP_REC_FIT = dict(lr=2e-4, decay=None, batch_size=128, epochs=400, every=1, patience=20)
 MF_RANK = 50
 MF_L2_GRID = (0.02, 0.05, 0.1, 0.2)

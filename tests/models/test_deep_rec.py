@@ -46,7 +46,7 @@ def test_fit_lowers_the_masked_mse(trained):
 
 
 def test_masked_mse_is_normalised_by_the_observed_ratings(data):
-    model = DeepRec(hidden_dims=(16, 8), dropout=0.5, seed=0)
+    model = DeepRec(hidden_dims=(16, 8), dropout=0.5, l2=0.0, seed=0)
     model.adapt(data)
     model.compile(optimizer="adam")
     rows = data.matrix[:10].tolil()
@@ -73,7 +73,7 @@ def test_each_batch_makes_one_update_plus_one_per_refeed_step(data, refeed_steps
 def test_refeeding_fits_f_of_y_to_the_dense_output_y(data):
     # With a zero learning rate the weights stay put: the re-feeding loss is then the
     # dense MSE of f(f(x)) against f(x) over the non-empty rows.
-    model = DeepRec(hidden_dims=(8, 4), dropout=0.0, refeed_steps=1, seed=0)
+    model = DeepRec(hidden_dims=(8, 4), dropout=0.0, refeed_steps=1, l2=0.0, seed=0)
     model.adapt(data)
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     rows = data.matrix[:BATCH].tolil()

@@ -34,12 +34,12 @@ class Autoencoder(ReconstructionAutoencoder):
         dropout: float. Dropout rate after each hidden layer, in [0, 1).
             Defaults to `0.3`.
         loss: str. `"multinomial"`, `"logistic"` or `"squared"`. Defaults to `"logistic"`.
+        l2: float. L2 penalty on the kernels. Defaults to `0.0`.
+        seed: int | None. Seed of the dropout. Defaults to `None`.
 
     The defaults (and the runner's learning rate, `default_lr`) are the winner of a tuning
     study on MovieLens-1M, checked on MovieLens-100K and Gowalla (RESULTS.md, "Defaults that
     transfer").
-        l2: float. L2 penalty on the kernels. Defaults to `0.0`.
-        seed: int | None. Seed of the dropout. Defaults to `None`.
 
     Example:
 

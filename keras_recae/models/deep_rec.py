@@ -50,13 +50,13 @@ class DeepRec(RatingAutoencoder):
         refeed_steps: int. Dense re-feeding updates after each sparse update; 0 turns
             re-feeding off. Defaults to `1`.
         l2: float. L2 penalty on the kernels, added to the loss. Defaults to `8e-4`.
+        seed: int | None. Seed of the initialisers, the dropout and `fit`'s shuffling.
+            Defaults to `None`.
 
     The defaults, with the runner's learning rate `5e-4` and batches of 128 users
     (`default_lr`, `default_batch_size`), are the winner of a tuning study on MovieLens-100K
     `u1.base`, rounded; the paper's (512-512-1024, dropout 0.8, no L2), chosen on Netflix,
-    overfit the small MovieLens sets (RESULTS.md, "Defaults that transfer").
-        seed: int | None. Seed of the initialisers, the dropout and `fit`'s shuffling.
-            Defaults to `None`.
+    do worse on the MovieLens sets (RESULTS.md, "Defaults that transfer").
 
     Example:
 

@@ -32,12 +32,12 @@ class DenoisingAutoencoder(ReconstructionAutoencoder):
         corruption: float. Probability of masking an observed entry, in [0, 1).
             Defaults to `0.7`.
         loss: str. `"multinomial"`, `"logistic"` or `"squared"`. Defaults to `"squared"`.
+        l2: float. L2 penalty on the kernels. Defaults to `0.0`.
+        seed: int | None. Seed of the masking. Defaults to `None`.
 
     Heavy masking with the squared loss is what a tuning study on MovieLens-1M chose; the
     earlier defaults (masking 0.2, multinomial) overfit within ten epochs (RESULTS.md,
     "Defaults that transfer").
-        l2: float. L2 penalty on the kernels. Defaults to `0.0`.
-        seed: int | None. Seed of the masking. Defaults to `None`.
 
     Example:
 

@@ -36,7 +36,6 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
       `score_users(inputs, user_indices)`, and the raw ids of those users
       (`user_ids`, set by `set_user_ids`).
     - `has_encoder`: `encode` gives a user representation.
-
     - `default_lr` and `default_batch_size`: Adam's learning rate and the rows per batch
       when the run gives none (`keras-recae train` without `--lr`, `--batch-size`): the
       settings that work on data nobody tuned for (the models that learn slowly at `1e-3`

@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the run directories")
     args = parser.parse_args()
 
+    from keras_recae.cli import parse_settings
     from keras_recae.data.spec import DataSpec, load_split
     from keras_recae.training import RunConfig, train
 
@@ -69,11 +70,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     split, full_train = load_split(spec, explicit=False, read_test=False)
-    settings = {}
+    pairs = {}
     for item in args.set:
         model, _, assignment = item.partition(":")
-        name, _, value = assignment.partition("=")
-        settings.setdefault(model, {})[name] = json.loads(value)
+        pairs.setdefault(model, []).append(assignment)
+    settings = {model: parse_settings(assignments) for model, assignments in pairs.items()}
 
     def run(name, model, model_settings, epochs, **run_args):
         run_dir = out / name
@@ -132,10 +133,12 @@ def main() -> None:
                 for r in csv.DictReader(handle)
                 if r["model"] not in {row["model"] for row in rows}
             ]
-    with summary_path.open("w", newline="") as handle:
+    partial = summary_path.with_name(f".{summary_path.name}.tmp")
+    with partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(previous + rows)
+    partial.replace(summary_path)
     print(
         f"EASE {METRIC}: l2={default_l2:g} (default) {ease_default}, best l2={best_l2:g} "
         f"{ease_best:.4f}"

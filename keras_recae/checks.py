@@ -45,6 +45,13 @@ def check_rate(name: str, value: float) -> float:
     return float(value)
 
 
+def check_unit_interval(name: str, value: float) -> float:
+    """A number in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{name}` should be in [0, 1]. Received: {name}={value}")
+    return float(value)
+
+
 def check_non_negative(name: str, value: float) -> float:
     """A number >= 0."""
     if value < 0:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -194,13 +195,25 @@ def train(
         keras.config.set_dtype_policy(previous_policy)
 
 
-def with_model_defaults(config: RunConfig) -> RunConfig:
-    """`config` with the run settings it leaves to the model (`lr`, `batch_size`) filled in."""
+def with_model_defaults(
+    config: RunConfig, n_rows: int | None = None, replicas: int = 1
+) -> RunConfig:
+    """`config` with the run settings it leaves to the model (`lr`, `batch_size`) filled in.
+
+    The batch size left to a model that declares `min_updates_per_epoch` depends on the
+    data: it stays None until `n_rows` (the training rows of one pass) is known, and is
+    then `default_batch_size`, or less so that a pass takes at least that many updates,
+    rounded down to a multiple of `replicas` (a global batch under a strategy).
+    """
     cls = model_class(config.model)
+    batch_size = config.batch_size
+    if batch_size is None and (cls.min_updates_per_epoch is None or n_rows is not None):
+        batch_size = cls.default_batch_size
+        if cls.min_updates_per_epoch is not None:
+            batch_size = min(batch_size, math.ceil(n_rows / cls.min_updates_per_epoch))
+            batch_size = max(replicas, batch_size // replicas * replicas)
     return dataclasses.replace(
-        config,
-        lr=cls.default_lr if config.lr is None else config.lr,
-        batch_size=cls.default_batch_size if config.batch_size is None else config.batch_size,
+        config, lr=cls.default_lr if config.lr is None else config.lr, batch_size=batch_size
     )
 
 
@@ -221,7 +234,7 @@ def make_strategy(config: RunConfig):
         # Keras wraps the whole replicated step in one XLA function, which TensorFlow
         # cannot place on several devices ("auto" keeps XLA off under a strategy).
         raise ConfigError("--jit-compile true does not work with --distribute; leave it at auto")
-    if not config.batch_size:
+    if config.batch_size == 0:
         raise ConfigError(
             "--batch-size 0 (full batches) does not work with --distribute: give the "
             "global batch as a multiple of the number of replicas"
@@ -231,15 +244,17 @@ def make_strategy(config: RunConfig):
     except (ValueError, RuntimeError) as error:
         raise ConfigError(f"--distribute {config.distribute}: {error}") from None
     replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
+    # None: the model's batch size, which follows the data and the replicas.
+    if config.batch_size is not None and config.batch_size % replicas:
         raise ConfigError(
             f"--batch-size ({config.batch_size}) is the global batch: it should be a multiple "
             f"of the number of replicas ({replicas})"
         )
+    per_replica = "the model's" if config.batch_size is None else config.batch_size // replicas
     _say(
         config,
         f"distribute: {config.distribute}, {replicas} replica{'s' if replicas > 1 else ''}, "
-        f"{config.batch_size // replicas} users per replica and step",
+        f"{per_replica} users per replica and step",
     )
     return strategy
 
@@ -307,6 +322,9 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     if takes_seed(cls):
         settings.setdefault("seed", config.seed)
     model = _new_model(cls, settings, split)
+    config = with_model_defaults(
+        config, n_rows=model.n_training_rows(split.train.matrix), replicas=_replicas()
+    )
 
     summary = {
         "model": config.model,
@@ -410,6 +428,13 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     return RunResult(out, model, summary)
 
 
+def _replicas() -> int:
+    """The replicas of the strategy in scope (1 outside any)."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def _new_model(cls, settings: dict, split):
     model = cls(**settings)
     model.set_item_ids(split.item_ids)
@@ -447,7 +472,7 @@ def fit(
     """
     from keras_recae.callbacks import EpochTimer
 
-    config = with_model_defaults(config)
+    config = with_model_defaults(config, n_rows=model.n_training_rows(matrix), replicas=_replicas())
     timer = EpochTimer()
     evaluation = None
     if validation is not None:

@@ -594,7 +594,8 @@ def _after_trial(study, trial, config: TuneConfig) -> None:
     monitor, _ = objective_of(config.run)
     state = trial.state.name.lower()
     if trial.state.name == "COMPLETE":
-        figure = f"{monitor} {trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
+        epoch = trial.user_attrs.get("best_epoch")
+        figure = f"{monitor} {trial.value:.4f}" + ("" if epoch is None else f" at epoch {epoch}")
     elif trial.state.name == "PRUNED":
         last = trial.last_step
         value = trial.intermediate_values.get(last)

@@ -14,7 +14,7 @@ from keras_recae.data.spec import DataSpec, load_split
 from keras_recae.errors import ConfigError
 from keras_recae.models import registry
 from keras_recae.runs import RUN_FILE, load_run
-from keras_recae.training import RunConfig, evaluate_run, train
+from keras_recae.training import RunConfig, evaluate_run, train, with_model_defaults
 
 TINY = {"hidden_dims": [16]}
 
@@ -195,3 +195,34 @@ def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
     assert float(result.model.optimizer.learning_rate) == pytest.approx(expected)
     assert result.summary["run"]["lr"] == pytest.approx(expected)
     assert result.summary["run"]["batch_size"] == models.CDAE.default_batch_size
+
+
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_a_model_that_needs_updates_gets_batches_for_ten_a_pass(tmp_path, batch_size):
+    # Mult-VAE declares ten updates a pass: its 500-user batches shrink on small data.
+    result = quiet_train(
+        RunConfig(
+            "mult-vae",
+            DataSpec("synthetic"),
+            {"hidden_dims": [8]},
+            epochs=1,
+            batch_size=batch_size,
+            out=str(tmp_path / "run"),
+            verbose=0,
+        )
+    )
+    users = result.summary["n_users"]
+    assert users < 10 * models.MultVAE.default_batch_size
+    expected = -(-users // models.MultVAE.min_updates_per_epoch) if batch_size is None else 7
+    assert result.summary["run"]["batch_size"] == expected
+    assert int(result.model.optimizer.iterations) == -(-users // expected)
+
+
+@pytest.mark.parametrize(
+    "n_rows, replicas, expected", [(95, 1, 10), (4840, 1, 484), (4840, 4, 484), (95, 4, 8)]
+)
+def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, expected):
+    resolved = with_model_defaults(RunConfig("mult-vae"), n_rows=n_rows, replicas=replicas)
+    assert resolved.batch_size == expected and resolved.batch_size % replicas == 0
+    assert with_model_defaults(RunConfig("mult-vae")).batch_size is None
+    assert with_model_defaults(RunConfig("mult-dae"), n_rows=n_rows).batch_size == 500

@@ -33,7 +33,11 @@ import keras_recae.models
 from keras_recae.data import to_sparse_tensor
 from keras_recae.models import (
     CDAE,
+    DLAE,
     EASE,
+    EDLAE,
+    ELSA,
+    RDLAE,
     Autoencoder,
     AutoRec,
     DeepRec,
@@ -86,6 +90,10 @@ ZOO = [
     Row(Autoencoder, {"hidden_dims": (8, 4), "seed": 0}),
     Row(DenoisingAutoencoder, {"hidden_dims": (8, 4), "seed": 0}),
     Row(EASE, {"l2": 10.0}),
+    Row(DLAE, {"l2": 10.0, "dropout": 0.3}),
+    Row(EDLAE, {"l2": 10.0, "dropout": 0.3, "alpha": 0.2, "beta": 0.2}),
+    Row(RDLAE, {"l2": 10.0, "dropout": 0.3, "xi": 0.1}),
+    Row(ELSA, {"rank": 4, "seed": 0}),
     Row(EmbeddingAutoencoder, {"latent_dim": 3, "hidden_dims": (8,), "seed": 0}),
     Row(
         DenoisingEmbeddingAutoencoder,
@@ -96,7 +104,13 @@ ZOO = [
 ROWS = [pytest.param(row, id=row.name) for row in ZOO]
 
 # Bases of the model families: they get no row, their subclasses do.
-BASE_CLASSES = {"Recommender", "RatingAutoencoder", "ReconstructionAutoencoder", "EmbeddingRefiner"}
+BASE_CLASSES = {
+    "Recommender",
+    "RatingAutoencoder",
+    "ReconstructionAutoencoder",
+    "EmbeddingRefiner",
+    "LinearAutoencoder",
+}
 
 
 def is_refiner(cls) -> bool:

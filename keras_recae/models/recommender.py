@@ -40,6 +40,10 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
       when the run gives none (`keras-recae train` without `--lr`, `--batch-size`): the
       settings that work on data nobody tuned for (the models that learn slowly at `1e-3`
       declare a larger rate).
+    - `min_updates_per_epoch`: when the run leaves the batch size to the model, batches
+      shrink below `default_batch_size` so that one pass over the training rows takes at
+      least this many updates (a model that needs updates more than passes, on small data);
+      None keeps `default_batch_size` whatever the data.
 
     and, for training, `adapt(matrix)` (prepare for a training matrix),
     `n_training_rows(matrix)` (the rows of one pass) and `training_batches(matrix,
@@ -55,6 +59,7 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
     search_space: dict = {}
     default_lr = 1e-3
     default_batch_size = 500
+    min_updates_per_epoch: int | None = None
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

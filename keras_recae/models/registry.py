@@ -17,15 +17,33 @@ from keras_recae.models.cdae import CDAE
 from keras_recae.models.deep_rec import DeepRec
 from keras_recae.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_recae.models.denoising_embedding_autoencoder import DenoisingEmbeddingAutoencoder
+from keras_recae.models.dlae import DLAE
 from keras_recae.models.ease import EASE
+from keras_recae.models.edlae import EDLAE
+from keras_recae.models.elsa import ELSA
 from keras_recae.models.embedding_autoencoder import EmbeddingAutoencoder
 from keras_recae.models.embedding_vae import EmbeddingVAE
 from keras_recae.models.mult_dae import MultDAE
 from keras_recae.models.mult_vae import MultVAE
+from keras_recae.models.rdlae import RDLAE
 from keras_recae.models.rec_vae import RecVAE
 
 # The recommenders `train` fits, and the embedding refiners `refine` fits.
-MODELS = (AutoRec, Autoencoder, CDAE, DeepRec, DenoisingAutoencoder, EASE, MultDAE, MultVAE, RecVAE)
+MODELS = (
+    AutoRec,
+    Autoencoder,
+    CDAE,
+    DeepRec,
+    DenoisingAutoencoder,
+    DLAE,
+    EASE,
+    EDLAE,
+    ELSA,
+    MultDAE,
+    MultVAE,
+    RDLAE,
+    RecVAE,
+)
 REFINERS = (EmbeddingAutoencoder, DenoisingEmbeddingAutoencoder, EmbeddingVAE)
 MODEL_ALIASES = {"autorec": "auto-rec"}
 REFINER_ALIASES = {

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from keras_recae.data import synthetic_interactions, to_sparse_tensor
 from keras_recae.models import EASE
-from keras_recae.models import ease as ease_module
+from keras_recae.models import linear_autoencoder as ease_module
 
 N_ITEMS = 40
 

@@ -1,0 +1,119 @@
+"""ELSA: the scalable linear shallow autoencoder, a low-rank EASE trained by gradient steps."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_recae.checks import check_positive_int
+from keras_recae.distribute import replica_mean
+from keras_recae.models.building import features
+from keras_recae.models.loss_parts_training import LossPartsTraining
+from keras_recae.models.recommender import Recommender
+from keras_recae.search_space import choice, float_range
+from keras_recae.sparse_ops import row_sums, sparse_matmul
+
+_EPSILON = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="keras_recae")
+class ELSA(LossPartsTraining, Recommender):
+    """Scalable linear shallow autoencoder (ELSA), trained with `model.fit`.
+
+    One weight matrix `A` of shape `[n_items, rank]` whose rows are L2-normalised in every
+    use (`A_n`); a user's history `x` is scored `x A_n A_n^T - x`. The diagonal of
+    `A_n A_n^T - I` is zero by construction, as EASE's constraint asks, and the item-item
+    matrix is never formed: memory is `O(n_items x rank)`, which is what lets it train on
+    catalogues where EASE's `n_items x n_items` matrix cannot exist.
+
+    The loss is the squared distance between the L2-normalised output and input,
+    `||y / |y| - x / |x|||^2` with `y = x A_n A_n^T - x`, averaged over the users with a
+    history. It is computed without the `[batch, n_items]` output: with `z = x A_n`,
+    `<y, x> = |z|^2 - |x|^2` and `|y|^2 = z (A_n^T A_n) z^T - 2 |z|^2 + |x|^2`, so a step
+    costs `O(nnz x rank + n_items x rank^2)`, and the gradient is that of the same loss.
+
+    Args:
+        rank: int. Columns of `A` (the latent dimension). Defaults to `256`.
+        seed: int | None. Seed of the initial weights. Defaults to `None`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_recae.data import sparse_batches, synthetic_interactions
+    from keras_recae.models import ELSA
+
+    data = synthetic_interactions(seed=0)
+    model = ELSA(rank=32, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(sparse_batches(data.matrix, 100, shuffle=True, seed=0), epochs=2)
+    ```
+
+    References:
+        Vancura, Alves, Kasalicky, Kordik. Scalable Linear Shallow Autoencoder for
+        Collaborative Filtering. RecSys 2022.
+    """
+
+    search_space = {
+        "rank": choice(64, 128, 256, 512),
+        "lr": float_range(1e-3, 1e-1, log=True),
+    }
+    default_lr = 1e-2
+    has_encoder = True
+
+    def __init__(self, rank: int = 256, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rank = check_positive_int("rank", rank)
+        self.seed = seed
+
+    def build(self, input_shape):
+        n_items = input_shape[-1]
+        # Entries of variance 1 / rank: rows of norm about one, so that Adam's steps turn
+        # them by angles of the order of the learning rate whatever the catalogue size.
+        initializer = keras.initializers.VarianceScaling(
+            scale=1.0, mode="fan_out", distribution="uniform", seed=self.seed
+        )
+        self.item_factors = self.add_weight(
+            name="item_factors", shape=(n_items, self.rank), initializer=initializer
+        )
+
+    def normalized_factors(self, dtype="float32"):
+        """`A_n`: the rows of `A` divided by their L2 norms."""
+        factors = keras.ops.cast(self.item_factors, "float32")
+        norms = keras.ops.sqrt(keras.ops.sum(keras.ops.square(factors), axis=1, keepdims=True))
+        return keras.ops.cast(factors / keras.ops.maximum(norms, _EPSILON), dtype)
+
+    def encode(self, inputs, training=False):
+        return sparse_matmul(inputs, self.normalized_factors(self.compute_dtype))
+
+    def call(self, inputs, training=False):
+        factors = self.normalized_factors(self.compute_dtype)
+        scores = keras.ops.matmul(sparse_matmul(inputs, factors), keras.ops.transpose(factors))
+        values = keras.ops.cast(inputs.values, scores.dtype)
+        return tf.tensor_scatter_nd_sub(scores, inputs.indices, values)
+
+    def loss_parts(self, data, training: bool) -> dict:
+        inputs = features(data)
+        if not self.built:
+            # `model.fit` builds a model by calling it; this loss never calls it.
+            self.build(inputs.shape)
+        factors = self.normalized_factors("float32")
+        codes = sparse_matmul(inputs, factors)
+        input_squares = row_sums(inputs, keras.ops.square(keras.ops.cast(inputs.values, "float32")))
+        code_squares = keras.ops.sum(keras.ops.square(codes), axis=1)
+        gram = keras.ops.matmul(keras.ops.transpose(factors), factors)
+        output_squares = (
+            keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
+            - 2.0 * code_squares
+            + input_squares
+        )
+        cosine = (code_squares - input_squares) / keras.ops.maximum(
+            keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
+        )
+        distance = 2.0 - 2.0 * cosine
+        return {"loss": replica_mean(distance, input_squares > 0)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rank": self.rank, "seed": self.seed})
+        return config

@@ -1,0 +1,279 @@
+"""The closed-form item-item linear autoencoders: what EASE, DLAE, EDLAE and RDLAE share."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
+
+from keras_recae.checks import check_non_negative, check_positive_int
+from keras_recae.data.interactions import Interactions
+from keras_recae.models.recommender import Recommender
+
+_GRAM_BLOCK = 2048
+_WEIGHTS_FILE = "item_weights.npy"
+# TensorFlow adopts a buffer through DLPack only when it is aligned to 64 bytes.
+_TENSOR_ALIGNMENT = 64
+
+
+def _aligned_empty(shape) -> np.ndarray:
+    """An uninitialised float32 array whose data starts on a 64-byte boundary."""
+    size = int(np.prod(shape)) * 4
+    buffer = np.empty(size + _TENSOR_ALIGNMENT, dtype=np.uint8)
+    offset = -buffer.ctypes.data % _TENSOR_ALIGNMENT
+    return buffer[offset : offset + size].view(np.float32).reshape(shape)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the process could still take, from the OS; None where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _counts_or_one(counts: np.ndarray) -> np.ndarray:
+    """Row or column sums as float64, with the empty ones at 1 (so that any power is finite)."""
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    return np.where(counts > 0, counts, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_recae")
+class LinearAutoencoder(Recommender):
+    """Base of the linear autoencoders solved in closed form from the item-item Gram matrix.
+
+    Scores are `x W` with one `n_items x n_items` weight matrix `W`. A subclass declares
+    the diagonal penalty `Lambda` of its ridge problem (`diagonal_penalty`) and turns
+    `C = (G + Lambda)^-1` into its weights, in place (`weights_from_inverse`); this class
+    computes the Gram matrix `G`, factorises and inverts `G + Lambda` in float32 with one
+    Cholesky factorisation done in place (one `n_items x n_items` matrix on the host, handed
+    to the model's weight without a copy), applies the data-adaptive normalisation and
+    saves the weights as an `.npy` asset, block by block.
+
+    Data-adaptive normalisation (Park et al., SIGIR 2025), both off by default:
+    on the user side, `G = X^T D_U^-beta X`, each user's row weighted by their number of
+    items to the power `-beta`; on the item side, the learned `B` becomes
+    `W = D_I^alpha B D_I^-alpha` (`W_ij = B_ij (c_i / c_j)^alpha`, `c` the items' training
+    counts), which scales down the scores of popular items. The scaling leaves the diagonal
+    as it is. Users and items without any interaction count as one.
+
+    Args:
+        l2: float. The ridge penalty added to the Gram matrix's diagonal.
+        alpha: float. Item-side normalisation exponent, `>= 0`. Defaults to `0.0`.
+        beta: float. User-side normalisation exponent, `>= 0`. Defaults to `0.0`.
+        blas_threads: int | None. BLAS threads for the factorisation; the default of one
+            avoids a crash seen with OpenBLAS's threaded Cholesky on matrices of about
+            40k items. `None` leaves BLAS as it is. Defaults to `1`.
+    """
+
+    closed_form = True
+    supports_jit = False
+
+    def __init__(
+        self,
+        l2: float = 500.0,
+        alpha: float = 0.0,
+        beta: float = 0.0,
+        blas_threads: int | None = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.l2 = check_non_negative("l2", l2)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.beta = check_non_negative("beta", beta)
+        self.blas_threads = check_positive_int("blas_threads", blas_threads, allow_none=True)
+
+    # -- what a subclass declares -------------------------------------------------------
+
+    def diagonal_penalty(self, item_squares: np.ndarray) -> np.ndarray:
+        """`diag(Lambda)`, from the diagonal of the unnormalised `X^T X`: `l2` on every item.
+
+        Args:
+            item_squares: float64 array `[n_items]`. Each item's sum of squared values (its
+                training count for binary data).
+        """
+        return np.full(item_squares.shape, self.l2)
+
+    def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
+        """Turns `C = (G + Lambda)^-1` into the weights `B`, in place.
+
+        Args:
+            inverse: float32 array `[n_items, n_items]`, `C`; overwritten with `B`.
+            penalty: float64 array `[n_items]`, `diag(Lambda)`.
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def zero_diagonal_weights(inverse: np.ndarray) -> None:
+        """`B = I - C diagMat(1 / diag(C))` in place: the solution with `diag(B) = 0`."""
+        diagonal = np.diag(inverse).copy()
+        inverse /= -diagonal[None, :]
+        inverse[np.diag_indices(inverse.shape[0])] = 0.0
+
+    @staticmethod
+    def penalised_weights(inverse: np.ndarray, penalty: np.ndarray) -> None:
+        """`B = I - C diagMat(penalty)` in place."""
+        inverse *= -penalty.astype(np.float32)[None, :]
+        inverse[np.diag_indices(inverse.shape[0])] += 1.0
+
+    # -- fitting ------------------------------------------------------------------------
+
+    def build(self, input_shape):
+        n_items = input_shape[-1]
+        self.weights_matrix = self.add_weight(
+            name="item_weights", shape=(n_items, n_items), initializer="zeros", trainable=False
+        )
+        self.fitted = self.add_weight(
+            name="fitted", shape=(), initializer="zeros", trainable=False, dtype="bool"
+        )
+
+    def fit(self, x=None, y=None, **kwargs):
+        """Solves for the item weights from a user x item matrix.
+
+        Args:
+            x: `Interactions` or scipy sparse matrix. The training interactions.
+
+        Returns:
+            A `keras.callbacks.History` with no epochs, for interface parity.
+        """
+        name = type(self).__name__
+        if self.fit_strategy() is not None:
+            raise ValueError(
+                f"{name} is solved in closed form on one host (a Cholesky factorisation of the "
+                "item-item Gram matrix): there are no gradient steps for a tf.distribute "
+                f"strategy to spread over devices or workers. Create and fit {name} outside "
+                "`strategy.scope()` (with the command line, leave out --distribute)."
+            )
+        matrix = x.matrix if isinstance(x, Interactions) else x
+        if not sp.issparse(matrix):
+            raise TypeError(
+                f"`{name}.fit` takes the training matrix as `Interactions` or a scipy sparse "
+                f"matrix. Received: {type(x).__name__}"
+            )
+        if isinstance(x, Interactions) and self.item_ids is None:
+            self.set_item_ids(x.item_ids)
+        n_items = matrix.shape[1]
+        self.check_memory(n_items)
+        weights = self.solve(sp.csr_matrix(matrix, dtype=np.float32))
+        if not self.built:
+            self.build((None, n_items))
+        # DLPack hands the array's buffer to TensorFlow without a copy, and the assignment
+        # takes that buffer over: the zeros are freed and no third n x n copy is made.
+        self.weights_matrix.value.assign(tf.experimental.dlpack.from_dlpack(weights.__dlpack__()))
+        del weights
+        self.fitted.assign(True)
+        history = keras.callbacks.History()
+        history.history = {}
+        return history
+
+    def is_trained(self) -> bool:
+        """Whether `fit` has solved for the item weights."""
+        return self.built and bool(keras.ops.convert_to_numpy(self.fitted))
+
+    def check_memory(self, n_items: int) -> None:
+        """Fails early when the item-item matrices would not fit in memory."""
+        needed = 2 * 4 * n_items * n_items
+        available = available_memory_bytes()
+        if available is not None and needed > available:
+            raise MemoryError(
+                f"{type(self).__name__} on {n_items} items needs about {needed / 2**30:.1f} GiB "
+                f"(two float32 {n_items} x {n_items} matrices) but only "
+                f"{available / 2**30:.1f} GiB is available. Filter rare items first (e.g. "
+                "`Interactions.filter`)."
+            )
+
+    def solve(self, matrix: sp.csr_matrix) -> np.ndarray:
+        """The closed-form weights for a float32 CSR matrix, computed in place."""
+        n_items = matrix.shape[1]
+        item_squares = np.asarray(matrix.multiply(matrix).sum(axis=0), dtype=np.float64).ravel()
+        penalty = np.asarray(self.diagonal_penalty(item_squares), dtype=np.float64)
+        weighted = matrix
+        if self.beta:
+            user_weights = _counts_or_one(matrix.sum(axis=1)) ** -self.beta
+            weighted = sp.csr_matrix(sp.diags(user_weights.astype(np.float32)) @ matrix)
+        gram = _aligned_empty((n_items, n_items))
+        transposed = matrix.T.tocsr()
+        csc = weighted.tocsc()
+        for start in range(0, n_items, _GRAM_BLOCK):
+            stop = min(start + _GRAM_BLOCK, n_items)
+            gram[start:stop] = (transposed[start:stop] @ csc).toarray()
+        gram[np.diag_indices(n_items)] += penalty.astype(np.float32)
+        # The C-ordered array read as Fortran order is its transpose, which for a
+        # symmetric matrix is itself: LAPACK then works in place without a copy.
+        fortran = gram.T
+        with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+            _, info = lapack.spotrf(fortran, lower=1, overwrite_a=1, clean=0)
+            if info != 0:
+                raise np.linalg.LinAlgError(
+                    f"X^T X + Lambda is not positive definite (LAPACK potrf info={info}); "
+                    f"raise `l2` (now {self.l2})."
+                )
+            _, info = lapack.spotri(fortran, lower=1, overwrite_c=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"Inversion failed (LAPACK potri info={info}).")
+        # The inverse now sits in the upper triangle of `gram`: mirror it block by block.
+        for start in range(0, n_items, _GRAM_BLOCK):
+            stop = min(start + _GRAM_BLOCK, n_items)
+            gram[start:stop, :start] = gram[:start, start:stop].T
+            block = gram[start:stop, start:stop]
+            block[...] = np.triu(block) + np.triu(block, 1).T
+        self.weights_from_inverse(gram, penalty)
+        if self.alpha:
+            item_counts = _counts_or_one(matrix.sum(axis=0)) ** self.alpha
+            gram *= item_counts.astype(np.float32)[:, None]
+            gram /= item_counts.astype(np.float32)[None, :]
+        return gram
+
+    # Keras holds the weights file of a `.keras` archive in memory while it writes it,
+    # which for n_items x n_items floats means two more copies of the matrix. The item
+    # weights therefore go to an `.npy` asset, written and read block by block.
+    def save_own_variables(self, store):
+        store["fitted"] = keras.ops.convert_to_numpy(self.fitted)
+
+    def load_own_variables(self, store):
+        self.fitted.assign(store["fitted"][()])
+
+    def save_assets(self, dir_path):
+        super().save_assets(dir_path)
+        n_items = self.weights_matrix.shape[0]
+        array = np.lib.format.open_memmap(
+            os.path.join(dir_path, _WEIGHTS_FILE),
+            mode="w+",
+            dtype=np.float32,
+            shape=(n_items, n_items),
+        )
+        variable = self.weights_matrix.value
+        for start in range(0, n_items, _GRAM_BLOCK):
+            array[start : start + _GRAM_BLOCK] = variable[start : start + _GRAM_BLOCK].numpy()
+        array.flush()
+        del array
+
+    def load_assets(self, dir_path):
+        super().load_assets(dir_path)
+        path = os.path.join(dir_path, _WEIGHTS_FILE)
+        stored = np.load(path, mmap_mode="r")
+        weights = _aligned_empty(stored.shape)
+        for start in range(0, stored.shape[0], _GRAM_BLOCK):
+            weights[start : start + _GRAM_BLOCK] = stored[start : start + _GRAM_BLOCK]
+        del stored
+        self.weights_matrix.value.assign(tf.experimental.dlpack.from_dlpack(weights.__dlpack__()))
+
+    def call(self, inputs, training=False):
+        return tf.sparse.sparse_dense_matmul(inputs, self.weights_matrix)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "l2": self.l2,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "blas_threads": self.blas_threads,
+            }
+        )
+        return config

@@ -1,0 +1,76 @@
+"""ELSA's scores and loss against numpy, and its training."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
+from keras_recae.models import ELSA
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_interactions(n_users=150, n_items=30, n_clusters=3, density=0.2, seed=2)
+
+
+def built(n_items, rank=5, seed=0):
+    model = ELSA(rank=rank, seed=seed)
+    model.build((None, n_items))
+    return model
+
+
+def numpy_factors(model):
+    factors = model.item_factors.numpy().astype(np.float64)
+    return factors / np.linalg.norm(factors, axis=1, keepdims=True)
+
+
+def test_scores_are_the_history_through_normalised_factors_minus_itself(data):
+    model = built(data.n_items)
+    history = data.matrix[:20]
+    factors = numpy_factors(model)
+    expected = history.toarray() @ factors @ factors.T - history.toarray()
+    np.testing.assert_allclose(model(to_sparse_tensor(history)).numpy(), expected, atol=1e-5)
+
+
+def test_the_item_item_matrix_has_a_zero_diagonal():
+    model = built(12, rank=3)
+    # One item per row: row j of the scores is row j of A_n A_n^T - I.
+    scores = model(to_sparse_tensor(sp.identity(12, format="csr", dtype=np.float32))).numpy()
+    np.testing.assert_allclose(np.diag(scores), 0.0, atol=1e-6)
+    assert np.abs(scores - np.diag(np.diag(scores))).max() > 0.1
+
+
+def test_loss_is_the_distance_of_the_normalised_output_and_input(data):
+    model = built(data.n_items, rank=4, seed=3)
+    # Counts, not only ones, and an empty row (left out of the mean).
+    matrix = data.matrix[:25].toarray()
+    matrix[3] = 0.0
+    matrix[5] *= 2.0
+    factors = numpy_factors(model)
+    output = matrix @ factors @ factors.T - matrix
+    users = matrix.sum(axis=1) > 0
+
+    def unit(rows):
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    expected = np.sum((unit(output[users]) - unit(matrix[users])) ** 2, axis=1).mean()
+    loss = model.loss_parts(to_sparse_tensor(sp.csr_matrix(matrix)), training=True)["loss"]
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_fit_lowers_the_loss(data):
+    keras.utils.set_random_seed(0)
+    model = ELSA(rank=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(5e-2))
+    batches = sparse_batches(data.matrix, 50, shuffle=True, seed=0)
+    history = model.fit(batches, epochs=15, verbose=0).history["loss"]
+    assert history[-1] < 0.8 * history[0]
+
+
+def test_config_round_trip_and_bad_rank():
+    model = ELSA(rank=7, seed=4)
+    restored = ELSA.from_config(model.get_config())
+    assert (restored.rank, restored.seed) == (7, 4)
+    with pytest.raises(ValueError, match=r"`rank` should be a positive integer. Received: rank=0"):
+        ELSA(rank=0)

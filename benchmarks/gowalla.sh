@@ -50,8 +50,8 @@ for spec in ${specs[*]}; do
   # settings they were measured with are named here.
   extra=()
   case "$model" in
-    mult-vae) extra=(--lr 1e-3 --set total_anneal_steps=20000) ;;
-    mult-dae) extra=(--lr 1e-3) ;;
+    mult-vae) extra=(--lr 1e-3 --batch-size 500 --set "hidden_dims=[600,200]" --set total_anneal_steps=20000) ;;
+    mult-dae) extra=(--lr 1e-3 --batch-size 500 --set "hidden_dims=[600,200]") ;;
     rec-vae) extra=(--lr 5e-4 --set gamma=0.005) ;;
     cdae) extra=(--lr 1e-2 --set hidden_dim=50) ;;
     autoencoder) extra=(--lr 1e-3 --set "hidden_dims=[600,200]" --set dropout=0.5 --set loss=multinomial) ;;

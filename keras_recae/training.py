@@ -159,7 +159,8 @@ def train(
 
     A run directory holding `backup/` is resumed: the same config continues from the last
     epoch the interrupted process finished, with its best epoch, patience count and
-    random states (its remaining epochs shuffle with a seed of their own: `shuffle_seed`).
+    random states and the row order of its next epoch, so that it ends on the weights an
+    uninterrupted run ends on.
     A finished run (its `model.keras` exists) is refused.
 
     Args:
@@ -484,10 +485,15 @@ def fit(
     # 0: one batch of every training row (items for the item-based AutoRec).
     batch_size = config.batch_size or model.n_training_rows(matrix)
     dataset = model.training_batches(
-        matrix, batch_size, shuffle=True, seed=shuffle_seed(config.seed, backup)
+        matrix, batch_size, shuffle=True, seed=config.seed, initial_epoch=resumed_epoch(backup)
     )
+    # One iterator over all the epochs of this process, each epoch a further pass: Keras
+    # opens a new iterator per epoch of a finite dataset (two, in Keras 3.15), which would
+    # tie the passes' orders to how Keras iterates rather than to the epoch.
+    steps = int(dataset.cardinality())
     history = model.fit(
-        dataset,
+        dataset.repeat(),
+        steps_per_epoch=steps,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=config.verbose if config.verbose > 1 else 0,
@@ -548,20 +554,13 @@ def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | N
     return callbacks
 
 
-def shuffle_seed(seed: int, backup: Path) -> int:
-    """The seed of the training data's shuffle: `seed`, or one of its own after a resume.
-
-    tf.data reshuffles with a counter that starts again in a new process, so a run resumed
-    from `backup` with the same seed would see the batch orders of its first epochs again.
-    Resumed at epoch e (from Keras's `BackupAndRestore` metadata), the seed becomes
-    `seed + 1_000_003 * e`.
-    """
+def resumed_epoch(backup: Path) -> int:
+    """The epoch a run resumes at from `backup` (Keras's `BackupAndRestore` metadata); 0."""
     metadata = Path(backup) / "keras" / "training_metadata.json"
     if not metadata.is_file():
-        return seed
+        return 0
     with open(metadata, encoding="utf-8") as file:
-        epoch = int(json.load(file).get("epoch") or 0)
-    return seed + 1_000_003 * epoch
+        return int(json.load(file).get("epoch") or 0)
 
 
 def evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:

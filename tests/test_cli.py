@@ -291,6 +291,20 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     history = read_history(out)
     assert [int(row["epoch"]) for row in history] == [0, 1, 2, 3]
     assert history[:2] == first_epochs
+
+    # It ends where the same run never interrupted ends: each epoch's row order, dropout
+    # and sampling are functions of the seed and the epoch, not of when the process began.
+    whole = tmp_path / "whole"
+    code, _, stderr = run(*args[:-1], whole, "--epochs", 4)
+    assert code == 0, stderr
+    for resumed_row, whole_row in zip(history, read_history(whole)):
+        assert {k: v for k, v in resumed_row.items() if k != "seconds"} == {
+            k: v for k, v in whole_row.items() if k != "seconds"
+        }
+    resumed_weights = keras.saving.load_model(out / "model.keras").get_weights()
+    whole_weights = keras.saving.load_model(whole / "model.keras").get_weights()
+    for resumed_array, whole_array in zip(resumed_weights, whole_weights, strict=True):
+        np.testing.assert_array_equal(resumed_array, whole_array)
     summary = read_json(out / "metrics.json")
     assert summary["epochs_run"] == 4
     assert not (out / "backup").exists()
@@ -455,9 +469,8 @@ def test_full_batches_take_one_step_an_epoch(tmp_path):
     assert rates == pytest.approx([MultDAE.default_lr, 0.9 * MultDAE.default_lr])
 
 
-def test_a_resumed_run_shuffles_with_a_seed_of_its_own(tmp_path):
-    assert training.shuffle_seed(7, tmp_path) == 7
+def test_a_resumed_run_starts_at_the_epoch_of_its_backup(tmp_path):
+    assert training.resumed_epoch(tmp_path) == 0
     (tmp_path / "keras").mkdir()
     (tmp_path / "keras" / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
-    resumed = training.shuffle_seed(7, tmp_path)
-    assert resumed != 7 and resumed == training.shuffle_seed(7, tmp_path)
+    assert training.resumed_epoch(tmp_path) == 2

@@ -127,7 +127,13 @@ def test_given_without_a_test_file_is_refused():
         load_split(DataSpec("synthetic", protocol="given"))
 
 
-BASES = {"Recommender", "ReconstructionAutoencoder", "RatingAutoencoder", "EmbeddingRefiner"}
+BASES = {
+    "Recommender",
+    "ReconstructionAutoencoder",
+    "RatingAutoencoder",
+    "EmbeddingRefiner",
+    "LinearAutoencoder",
+}
 
 
 def test_the_registry_lists_every_model_of_the_zoo():
@@ -225,4 +231,4 @@ def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, ex
     resolved = with_model_defaults(RunConfig("mult-vae"), n_rows=n_rows, replicas=replicas)
     assert resolved.batch_size == expected and resolved.batch_size % replicas == 0
     assert with_model_defaults(RunConfig("mult-vae")).batch_size is None
-    assert with_model_defaults(RunConfig("mult-dae"), n_rows=n_rows).batch_size == 500
+    assert with_model_defaults(RunConfig("cdae"), n_rows=n_rows).batch_size == 500

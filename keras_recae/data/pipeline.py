@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from keras_recae.checks import check_non_negative_int
+
 
 def sparse_batches(
     matrix: sp.spmatrix,
@@ -16,6 +18,7 @@ def sparse_batches(
     seed: int | None = None,
     prefetch: bool = True,
     with_rows: bool = False,
+    initial_pass: int = 0,
 ) -> tf.data.Dataset:
     """Batches the rows of a CSR matrix as `tf.SparseTensor`s of static shape.
 
@@ -37,12 +40,17 @@ def sparse_batches(
         with_rows: bool. Also yield the row index of each batch row, an int64 tensor
             of shape `[batch_size]` holding -1 for the padding rows (for models with a
             per-user parameter). Elements become `(x, rows)`, or `(x, targets, rows)`.
+        initial_pass: int. With `shuffle` and a `seed`, the pass the first iteration
+            gives the order of: the row order of pass `p` is a function of the seed and
+            `p`, so a run resumed at pass `p` in a new process (`initial_pass=p`) sees the
+            orders an uninterrupted one sees from its pass `p` on. Defaults to 0.
 
     Returns:
         A `tf.data.Dataset`.
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` should be a positive integer. Received: {batch_size}")
+    initial_pass = check_non_negative_int("initial_pass", initial_pass)
     sources = [_CsrTensors(matrix)]
     if targets is not None:
         if targets.shape[0] != matrix.shape[0]:
@@ -54,6 +62,11 @@ def sparse_batches(
     dataset = tf.data.Dataset.range(matrix.shape[0])
     if shuffle:
         dataset = dataset.shuffle(matrix.shape[0], seed=seed, reshuffle_each_iteration=True)
+        # Every iteration of the shuffle (one pass) draws its order's seeds from one seed
+        # generator, which the datasets built on it share: opening an iterator per skipped
+        # pass, without reading it, moves the generator to pass `initial_pass`.
+        for _ in range(initial_pass):
+            iter(dataset)
     dataset = dataset.batch(batch_size)
 
     def gather(rows):

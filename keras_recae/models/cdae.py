@@ -186,10 +186,22 @@ class CDAE(LossPartsTraining, Recommender):
         super().set_user_ids(user_ids)
 
     def training_batches(
-        self, matrix, batch_size: int = 500, shuffle: bool = True, seed: int | None = None
+        self,
+        matrix,
+        batch_size: int = 500,
+        shuffle: bool = True,
+        seed: int | None = None,
+        initial_epoch: int = 0,
     ) -> tf.data.Dataset:
         """`(x, rows)` batches of the training matrix, row `i` being user node `i`."""
-        return sparse_batches(matrix, batch_size, shuffle=shuffle, seed=seed, with_rows=True)
+        return sparse_batches(
+            matrix,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            with_rows=True,
+            initial_pass=initial_epoch,
+        )
 
     def hidden(self, inputs, user_indices=None, training=False):
         """The hidden code; `user_indices` None or -1 leave the user node at zero."""

@@ -16,6 +16,7 @@ from keras_recae.data.interactions import Interactions
 from keras_recae.models.recommender import Recommender
 
 _GRAM_BLOCK = 2048
+_MEMINFO = "/proc/meminfo"
 _WEIGHTS_FILE = "item_weights.npy"
 # TensorFlow adopts a buffer through DLPack only when it is aligned to 64 bytes.
 _TENSOR_ALIGNMENT = 64
@@ -30,7 +31,18 @@ def _aligned_empty(shape) -> np.ndarray:
 
 
 def available_memory_bytes() -> int | None:
-    """Memory the process could still take, from the OS; None where unknown."""
+    """Memory the process could still take, from the OS; None where unknown.
+
+    Linux's `MemAvailable` (free memory plus the page cache and buffers it can reclaim),
+    else the free pages: those alone would refuse fits that fit once the cache gives way.
+    """
+    try:
+        with open(_MEMINFO, encoding="ascii") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

@@ -27,7 +27,8 @@ class MultDAE(Recommender):
 
     Args:
         hidden_dims: list of int. Encoder widths, the last one being the
-            code; the decoder mirrors them. Defaults to `(600, 200)`.
+            code; the decoder mirrors them. Defaults to `(200,)` (the paper's
+            `(600, 200)` learns slower: RESULTS.md, "Defaults that transfer").
         dropout: float. Dropout rate on the input, in [0, 1). Defaults to `0.5`.
         l2: float. L2 penalty on the kernels, added to the per-user mean loss.
             Defaults to `2e-5` (the reference code's 0.01 divided by the
@@ -59,13 +60,15 @@ class MultDAE(Recommender):
         "lr": float_range(1e-4, 1e-2, log=True),
     }
     # The paper's 1e-3 at 500 users a batch leaves small data sets under-trained after 30
-    # epochs (RESULTS.md, "Defaults that transfer").
+    # epochs, and a data set of a few hundred users gets two updates a pass: a larger rate
+    # and at least ten updates a pass (RESULTS.md, "Defaults that transfer").
     default_lr = 3e-3
+    min_updates_per_epoch = 10
     has_encoder = True
 
     def __init__(
         self,
-        hidden_dims=(600, 200),
+        hidden_dims=(200,),
         dropout: float = 0.5,
         l2: float = 2e-5,
         seed: int | None = None,

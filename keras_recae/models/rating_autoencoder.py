@@ -122,10 +122,21 @@ class RatingAutoencoder(LossPartsTraining, Recommender):
         return matrix.shape[1] if self.item_based else matrix.shape[0]
 
     def training_batches(
-        self, data, batch_size: int = DEFAULT_BATCH_SIZE, shuffle: bool = True, seed=None
+        self,
+        data,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        shuffle: bool = True,
+        seed=None,
+        initial_epoch: int = 0,
     ) -> tf.data.Dataset:
         """The `tf.data` pipeline of training rows (see `training_rows`) that `fit` builds."""
-        return sparse_batches(self.training_rows(data), batch_size, shuffle=shuffle, seed=seed)
+        return sparse_batches(
+            self.training_rows(data),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            initial_pass=initial_epoch,
+        )
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
         """`keras.Model.fit`, also on the training ratings themselves.

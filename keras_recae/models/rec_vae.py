@@ -206,7 +206,12 @@ class RecVAE(LossPartsTraining, Recommender):
             self.decoder_optimizer.build(self.decoder.trainable_variables)
 
     def training_batches(
-        self, matrix, batch_size: int = 500, shuffle: bool = True, seed: int | None = None
+        self,
+        matrix,
+        batch_size: int = 500,
+        shuffle: bool = True,
+        seed: int | None = None,
+        initial_epoch: int = 0,
     ) -> tf.data.Dataset:
         """One Keras epoch of RecVAE training: the encoder passes, then the decoder passes.
 
@@ -218,9 +223,18 @@ class RecVAE(LossPartsTraining, Recommender):
             batch_size: int. Users per batch. Defaults to `500`.
             shuffle: bool. Reshuffle the users on every pass. Defaults to `True`.
             seed: int | None. Seed of the shuffles. Defaults to `None`.
+            initial_epoch: int. The Keras epoch of the first iteration (a resumed run),
+                whose passes' orders are then those of an uninterrupted run. Defaults to 0.
         """
-        one_pass = sparse_batches(matrix, batch_size, shuffle=shuffle, seed=seed, prefetch=False)
         phases = [ENCODER_PHASE] * self.n_enc_epochs + [DECODER_PHASE] * self.n_dec_epochs
+        one_pass = sparse_batches(
+            matrix,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            prefetch=False,
+            initial_pass=initial_epoch * len(phases),
+        )
 
         def tagged_pass(phase):
             def tag(x):

@@ -122,10 +122,21 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
         return matrix.shape[0]
 
     def training_batches(
-        self, matrix: sp.csr_matrix, batch_size: int, shuffle: bool = True, seed=None
+        self,
+        matrix: sp.csr_matrix,
+        batch_size: int,
+        shuffle: bool = True,
+        seed=None,
+        initial_epoch: int = 0,
     ) -> tf.data.Dataset:
-        """The `tf.data` pipeline of a training matrix that `fit` takes: `sparse_batches`."""
-        return sparse_batches(matrix, batch_size, shuffle=shuffle, seed=seed)
+        """The `tf.data` pipeline of a training matrix that `fit` takes: `sparse_batches`.
+
+        `initial_epoch` is the Keras epoch its first iteration is (a run resumed there):
+        the row orders are then those an uninterrupted run's pipeline gives from it on.
+        """
+        return sparse_batches(
+            matrix, batch_size, shuffle=shuffle, seed=seed, initial_pass=initial_epoch
+        )
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`; under a `tf.distribute` strategy, each replica gets its users.

@@ -79,6 +79,14 @@ def test_shuffled_epochs_hold_every_row_once_in_new_orders(matrix):
     assert row_ids(epoch(other)) != orders[0]
 
 
+def test_a_pipeline_from_a_later_pass_gives_that_pass_order(matrix):
+    orders = [row_ids(epoch(d)) for d in [sparse_batches(matrix, BATCH, shuffle=True, seed=3)] * 5]
+    resumed = sparse_batches(matrix, BATCH, shuffle=True, seed=3, initial_pass=3)
+    assert [row_ids(epoch(resumed)) for _ in range(2)] == orders[3:]
+    with pytest.raises(ValueError, match="`initial_pass` should be a non-negative integer"):
+        sparse_batches(matrix, BATCH, shuffle=True, seed=3, initial_pass=-1)
+
+
 def test_shuffled_batches_are_padded_at_the_end_only(matrix):
     batches = epoch(sparse_batches(matrix, BATCH, shuffle=True, seed=1))
     present = np.concatenate(batches)[:, 0] > 0

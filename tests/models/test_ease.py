@@ -99,6 +99,19 @@ def test_refuses_to_fit_when_memory_is_short(monkeypatch):
         EASE().fit(matrix)
 
 
+def test_available_memory_counts_the_reclaimable_cache(monkeypatch, tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        "MemTotal:       24000000 kB\nMemFree:         1000000 kB\n"
+        "MemAvailable:    5000000 kB\nCached:          3800000 kB\n"
+    )
+    monkeypatch.setattr(ease_module, "_MEMINFO", str(meminfo))
+    assert ease_module.available_memory_bytes() == 5_000_000 * 1024
+    # Without the file (not Linux), the free pages the OS reports.
+    monkeypatch.setattr(ease_module, "_MEMINFO", str(tmp_path / "missing"))
+    assert ease_module.available_memory_bytes() > 0
+
+
 def test_fits_when_the_available_memory_is_unknown(monkeypatch, data):
     monkeypatch.setattr(ease_module, "available_memory_bytes", lambda: None)
     model = EASE(l2=20.0)

@@ -98,6 +98,21 @@ def test_one_epoch_is_the_encoder_passes_then_the_decoder_passes(data):
     assert not np.array_equal(rows[0], rows[1])
 
 
+def test_a_pipeline_from_a_later_epoch_gives_that_epoch_passes(data):
+    model = RecVAE(**TINY, n_enc_epochs=2, n_dec_epochs=1)
+
+    def dense(batches):
+        return [tf.sparse.to_dense(x).numpy() for x, _ in batches]
+
+    uninterrupted = model.training_batches(data.matrix, BATCH, seed=0).repeat()
+    first_three_epochs = dense(uninterrupted.take(3 * 3 * 3))
+    resumed = model.training_batches(data.matrix, BATCH, seed=0, initial_epoch=2)
+    later = dense(resumed)
+    assert len(later) == 9
+    for got, expected in zip(later, first_three_epochs[18:], strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_one_epoch_lowers_the_loss(trained):
     _, before, after, history = trained
     assert after < before - 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 
@@ -14,8 +15,10 @@ import numpy as np
 from keras_recae.checks import check_positive_int
 from keras_recae.data.split import EvalSet
 from keras_recae.evaluation import DEFAULT_METRICS, evaluate_ranking, evaluate_ratings
+from keras_recae.keras_overrides import resume_fit_at
 from keras_recae.metrics import parse_metric_names
 from keras_recae.models.recommender import Recommender
+from keras_recae.runs import write_json_atomic
 
 
 class _ModelSelection(keras.callbacks.Callback):
@@ -73,7 +76,7 @@ class _ModelSelection(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._reset()
         if self.state_dir is not None:
-            self._load_state()
+            self.load_state(self.state_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         last_epoch = self.params.get("epochs") if self.params else None
@@ -96,10 +99,12 @@ class _ModelSelection(keras.callbacks.Callback):
             self.best_metrics = dict(self.latest_metrics)
             self.best_weights = self.model.get_weights()
             self.wait = 0
-            self._save_state(weights=True)
+            if self.state_dir is not None:
+                self.save_state(self.state_dir)
             return
         self.wait += 1
-        self._save_state(weights=False)
+        if self.state_dir is not None:
+            self.save_state(self.state_dir)
         if self.patience is not None and self.wait >= self.patience:
             self.stopped_epoch = epoch + 1
             self.model.stop_training = True
@@ -116,20 +121,30 @@ class _ModelSelection(keras.callbacks.Callback):
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch}")
             self.model.set_weights(self.best_weights)
 
-    def _state_paths(self):
+    def _state_paths(self, directory):
         return (
-            os.path.join(self.state_dir, self.state_file),
-            os.path.join(self.state_dir, self.weights_file),
+            os.path.join(directory, self.state_file),
+            os.path.join(directory, self.weights_file),
         )
 
-    def _save_state(self, weights: bool):
-        if self.state_dir is None:
-            return
-        os.makedirs(self.state_dir, exist_ok=True)
-        state_path, weights_path = self._state_paths()
-        if weights:
+    def save_state(self, directory, previous=None) -> None:
+        """Writes the selection state (best epoch and value, metrics, patience count) and
+        the best weights into `directory`, each file by temporary file and rename.
+
+        Args:
+            directory: str. Where the files go.
+            previous: str | None. A directory holding an earlier state: when its best epoch
+                is this one's, its weights file is linked instead of written again.
+        """
+        os.makedirs(directory, exist_ok=True)
+        state_path, weights_path = self._state_paths(directory)
+        if self.best_weights is not None and not self._same_best(directory):
             temporary = weights_path + ".tmp.npz"
-            np.savez(temporary, *self.best_weights)
+            old_state, old_weights = self._state_paths(previous) if previous else (None, None)
+            if previous and self._same_best(previous) and os.path.exists(old_weights):
+                os.link(old_weights, temporary)
+            else:
+                np.savez(temporary, *self.best_weights)
             os.replace(temporary, weights_path)
         state = {
             "best_epoch": self.best_epoch,
@@ -142,8 +157,17 @@ class _ModelSelection(keras.callbacks.Callback):
             json.dump(state, file)
         os.replace(state_path + ".tmp", state_path)
 
-    def _load_state(self):
-        state_path, weights_path = self._state_paths()
+    def _same_best(self, directory) -> bool:
+        """Whether `directory` holds best weights of this state's best epoch."""
+        state_path, weights_path = self._state_paths(directory)
+        if not (os.path.exists(state_path) and os.path.exists(weights_path)):
+            return False
+        with open(state_path, encoding="utf-8") as file:
+            return json.load(file).get("best_epoch") == self.best_epoch
+
+    def load_state(self, directory) -> None:
+        """Takes up the state `save_state` wrote into `directory`, if it is there."""
+        state_path, weights_path = self._state_paths(directory)
         if not (os.path.exists(state_path) and os.path.exists(weights_path)):
             return
         with open(state_path, encoding="utf-8") as file:
@@ -368,31 +392,125 @@ class RandomStateBackup(keras.callbacks.Callback):
     def path(self) -> str:
         return os.path.join(self.directory, self.FILE)
 
-    def _states(self) -> list:
-        # In model order, which is the same in every process that builds the same model.
-        return [v for v in self.model.variables if v.name == "seed_generator_state"]
-
     def on_train_begin(self, logs=None):
-        if not os.path.exists(self.path):
-            return
-        states = self._states()
-        with np.load(self.path) as stored:
-            values = [stored[f"state_{i}"] for i in range(len(stored.files))]
-        shapes = [tuple(v.shape) for v in states]
-        if [tuple(value.shape) for value in values] != shapes:
-            raise ValueError(
-                f"{self.path} holds {len(values)} random states that do not fit this model's "
-                f"{len(states)} seed generators; it belongs to another model"
-            )
-        for variable, value in zip(states, values):
-            variable.assign(value)
+        if os.path.exists(self.path):
+            load_random_states(self.model, self.path)
 
     def on_epoch_end(self, epoch, logs=None):
-        values = {f"state_{i}": np.asarray(v) for i, v in enumerate(self._states())}
-        os.makedirs(self.directory, exist_ok=True)
-        temporary = f"{self.path}.{os.getpid()}.tmp.npz"
-        np.savez(temporary, **values)
-        os.replace(temporary, self.path)
+        save_random_states(self.model, self.path)
+
+
+def _random_states(model) -> list:
+    # In model order, which is the same in every process that builds the same model.
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def save_random_states(model, path: str) -> None:
+    """Writes the states of `model`'s seed generators to `path` (`.npz`), atomically."""
+    values = {f"state_{i}": np.asarray(v) for i, v in enumerate(_random_states(model))}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(temporary, **values)
+    os.replace(temporary, path)
+
+
+def load_random_states(model, path: str) -> None:
+    """Puts back the seed generator states `save_random_states` wrote for the same model."""
+    states = _random_states(model)
+    with np.load(path) as stored:
+        values = [stored[f"state_{i}"] for i in range(len(stored.files))]
+    if [tuple(value.shape) for value in values] != [tuple(v.shape) for v in states]:
+        raise ValueError(
+            f"{path} holds {len(values)} random states that do not fit this model's "
+            f"{len(states)} seed generators; it belongs to another model"
+        )
+    for variable, value in zip(states, values):
+        variable.assign(value)
+
+
+class RunBackup(keras.callbacks.Callback):
+    """Backs a fit up after every epoch, in one step, so that a killed fit resumes exactly.
+
+    After epoch `E` (counting from one) it writes `directory/epoch-E/`: the model's weights
+    with the optimizer's (`model.weights.h5`), the states of its seed generators (dropout,
+    sampling; `random_state.npz`) and the state of each of `stateful` (callbacks with
+    `save_state(directory, previous)` and `load_state(directory)`, such as the model
+    selection of `RankingEvaluation`). The directory is written under a temporary name and
+    renamed, and only then is `directory/training_metadata.json` replaced by one naming `E`:
+    that replacement is the commit. A process killed at any moment leaves the last committed
+    epoch whole. When training begins, the committed epoch's files are loaded and `fit`
+    continues at the next epoch; files of other epochs (a half-written one) are removed.
+
+    Everything a resumed epoch depends on then matches the uninterrupted run: weights,
+    optimizer, noise and, with a pipeline whose order follows the epoch (`sparse_batches`'
+    `initial_pass`), the batches; list writers of per-epoch files (`CSVLogger`) before this
+    callback and drop their rows of uncommitted epochs on resuming.
+
+    Args:
+        directory: str. The backup directory.
+        stateful: sequence. Callbacks whose state goes with each epoch's backup.
+    """
+
+    METADATA = "training_metadata.json"
+    WEIGHTS = "model.weights.h5"
+    RANDOM_STATE = "random_state.npz"
+
+    def __init__(self, directory: str, stateful: Sequence = ()):
+        super().__init__()
+        self.directory = str(directory)
+        self.stateful = list(stateful)
+
+    @classmethod
+    def committed_epoch(cls, directory) -> int:
+        """The epochs a backup in `directory` holds (0 when there is none)."""
+        path = os.path.join(str(directory), cls.METADATA)
+        if not os.path.exists(path):
+            return 0
+        with open(path, encoding="utf-8") as file:
+            return int(json.load(file)["epoch"])
+
+    def _epoch_dir(self, epoch: int) -> str:
+        return os.path.join(self.directory, f"epoch-{epoch}")
+
+    def _remove_all_but(self, epoch: int) -> None:
+        if not os.path.isdir(self.directory):
+            return
+        keep = os.path.basename(self._epoch_dir(epoch))
+        for name in os.listdir(self.directory):
+            if name.startswith("epoch-") and name != keep:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+
+    def on_train_begin(self, logs=None):
+        epoch = self.committed_epoch(self.directory)
+        self._remove_all_but(epoch)
+        if not epoch:
+            return
+        saved = self._epoch_dir(epoch)
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            # The optimizer's variables must exist for its state to be loaded into them.
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(saved, self.WEIGHTS))
+        load_random_states(self.model, os.path.join(saved, self.RANDOM_STATE))
+        for callback in self.stateful:
+            callback.load_state(saved)
+        resume_fit_at(self.model, epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        final = self._epoch_dir(done)
+        partial = final + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        self.model.save_weights(os.path.join(partial, self.WEIGHTS))
+        save_random_states(self.model, os.path.join(partial, self.RANDOM_STATE))
+        previous = self._epoch_dir(epoch)
+        for callback in self.stateful:
+            callback.save_state(partial, previous=previous if os.path.isdir(previous) else None)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        write_json_atomic(os.path.join(self.directory, self.METADATA), {"epoch": done})
+        self._remove_all_but(done)
 
 
 class RatingEvaluation(_ModelSelection):

@@ -11,6 +11,10 @@ package cannot use as they are; `DistributedTrainerOverrides` replaces them:
 
 `tests/test_keras_overrides.py` checks that Keras still has these methods with these
 parameters, and names the installed Keras version when it does not.
+
+`resume_fit_at(model, epoch)` sets the private attribute by which a callback's
+`on_train_begin` makes `fit` start at a later epoch (what `keras.callbacks.BackupAndRestore`
+does); a test checks that `fit` still honours it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ OVERRIDDEN = {
     "_maybe_symbolic_build": ("self", "iterator", "data_batch"),
     "_make_function": ("self", "step_function"),
 }
+
+
+def resume_fit_at(model, epoch: int) -> None:
+    """From a callback's `on_train_begin`: the running `fit` starts at `epoch` (0-based)."""
+    model._initial_epoch = int(epoch)
 
 
 class DistributedTrainerOverrides:

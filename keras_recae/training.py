@@ -524,7 +524,8 @@ def _selection_callback(model, validation, config: RunConfig, backup: Path, metr
         "patience": config.patience,
         "batch_size": config.batch_size or EVAL_BATCH_SIZE,
         "verbose": 1 if config.verbose else 0,
-        "state_dir": str(backup),
+        # Its state goes with each epoch's backup (`RunBackup`), not to files of its own.
+        "state_dir": None,
     }
     if model.explicit:
         monitor, _ = selection_monitor(type(model), config.monitor)
@@ -537,17 +538,20 @@ def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | N
     """Timing, NaN stop, evaluation, resume, history and decay, in the order they need."""
     import keras
 
-    from keras_recae.callbacks import LearningRateDecay, RandomStateBackup
+    from keras_recae.callbacks import LearningRateDecay, RunBackup
 
     callbacks = [timer, keras.callbacks.TerminateOnNaN()]
     if evaluation is not None:
         callbacks.append(evaluation)
-    callbacks.append(
-        keras.callbacks.BackupAndRestore(str(backup / "keras"), delete_checkpoint=False)
-    )
-    callbacks.append(RandomStateBackup(str(backup)))
     if out is not None:
-        callbacks.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=resuming))
+        history = out / HISTORY_FILE
+        if resuming:
+            # Rows of epochs after the backup's were written by a process killed before it
+            # committed them: the resumed epochs write them again.
+            keep_history_rows(history, RunBackup.committed_epoch(backup))
+        callbacks.append(keras.callbacks.CSVLogger(str(history), append=resuming))
+    # Last: the epoch's files above are written before its backup commits it.
+    callbacks.append(RunBackup(str(backup), stateful=[evaluation] if evaluation else []))
     if config.lr_decay:
         # First, so that the history file sees the epoch's `learning_rate`.
         callbacks.insert(0, LearningRateDecay(config.lr, config.lr_decay))
@@ -555,12 +559,24 @@ def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | N
 
 
 def resumed_epoch(backup: Path) -> int:
-    """The epoch a run resumes at from `backup` (Keras's `BackupAndRestore` metadata); 0."""
-    metadata = Path(backup) / "keras" / "training_metadata.json"
-    if not metadata.is_file():
-        return 0
-    with open(metadata, encoding="utf-8") as file:
-        return int(json.load(file).get("epoch") or 0)
+    """The epoch a run resumes at from `backup` (the epochs its `RunBackup` holds); 0."""
+    from keras_recae.callbacks import RunBackup
+
+    return RunBackup.committed_epoch(backup)
+
+
+def keep_history_rows(path: Path, epochs: int) -> None:
+    """Keeps the header and the first `epochs` rows of a history file (rewritten atomically)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lines[: epochs + 1]
+    if len(kept) == len(lines):
+        return
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(kept), encoding="utf-8")
+    temporary.replace(path)
 
 
 def evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:

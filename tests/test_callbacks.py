@@ -7,7 +7,12 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.callbacks import LearningRateDecay, RandomStateBackup, RankingEvaluation
+from keras_recae.callbacks import (
+    LearningRateDecay,
+    RandomStateBackup,
+    RankingEvaluation,
+    RunBackup,
+)
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
 from keras_recae.models import Recommender
@@ -236,3 +241,66 @@ def test_random_state_of_another_model_is_refused(tmp_path):
     x, y = _regression_data()
     with pytest.raises(ValueError, match="random_state.npz holds 1 random states that do not fit"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[RandomStateBackup(str(tmp_path))])
+
+
+def _fit_with_run_backup(backup, epochs, eval_set=None):
+    """A tiny Mult-DAE (input dropout) on unshuffled batches with a `RunBackup`, resumed
+    from `backup`; with `eval_set`, a `RankingEvaluation` whose state goes with the backup.
+    """
+    from keras_recae.data import synthetic_interactions
+    from keras_recae.models import MultDAE
+
+    data = synthetic_interactions(n_users=60, n_items=30, n_clusters=3, density=0.2, seed=0)
+    keras.utils.set_random_seed(0)
+    model = MultDAE(hidden_dims=[8], seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.build((None, 30))
+    stateful = []
+    if eval_set is not None:
+        stateful = [RankingEvaluation(eval_set, metrics=["ndcg@5"], monitor="ndcg@5", verbose=0)]
+    callbacks = [*stateful, RunBackup(str(backup), stateful=stateful)]
+    model.fit(sparse_batches(data.matrix, 20), epochs=epochs, verbose=0, callbacks=callbacks)
+    return model.get_weights(), (stateful[0] if stateful else None)
+
+
+def synthetic_eval_set():
+    inputs = sp.csr_matrix(np.eye(5, 30, dtype=np.float32))
+    targets = sp.csr_matrix(np.eye(5, 30, k=1, dtype=np.float32))
+    return EvalSet(inputs, targets, np.arange(5))
+
+
+def test_run_backup_commits_each_epoch_whole_and_resumes_exactly(tmp_path):
+    straight, straight_selection = _fit_with_run_backup(
+        tmp_path / "straight", 4, synthetic_eval_set()
+    )
+    backup = tmp_path / "resumed"
+    _fit_with_run_backup(backup, 2, synthetic_eval_set())
+    assert RunBackup.committed_epoch(backup) == 2
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-2", "training_metadata.json"]
+    # A process killed in epoch 3, after writing some of its files, before the commit.
+    (backup / "epoch-3.partial").mkdir()
+    (backup / "epoch-3.partial" / "model.weights.h5").write_bytes(b"\x89HDF truncated")
+    resumed, selection = _fit_with_run_backup(backup, 4, synthetic_eval_set())
+    for a, b in zip(straight, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert selection.best_epoch == straight_selection.best_epoch
+    assert selection.best_value == straight_selection.best_value
+    for a, b in zip(selection.best_weights, straight_selection.best_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-4", "training_metadata.json"]
+
+
+def test_unchanged_best_weights_are_linked_not_written_again(tmp_path):
+    selection = RankingEvaluation(synthetic_eval_set(), metrics=["ndcg@5"], verbose=0)
+    selection.best_epoch, selection.best_weights = 3, [np.arange(4.0)]
+    selection.save_state(str(tmp_path / "epoch-3"))
+    selection.save_state(str(tmp_path / "epoch-4"), previous=str(tmp_path / "epoch-3"))
+    first = (tmp_path / "epoch-3" / selection.weights_file).stat()
+    second = (tmp_path / "epoch-4" / selection.weights_file).stat()
+    assert first.st_ino == second.st_ino and second.st_nlink == 2
+    selection.best_epoch, selection.best_weights = 5, [np.arange(4.0) + 1]
+    selection.save_state(str(tmp_path / "epoch-5"), previous=str(tmp_path / "epoch-4"))
+    restored = RankingEvaluation(synthetic_eval_set(), metrics=["ndcg@5"], verbose=0)
+    restored.load_state(str(tmp_path / "epoch-5"))
+    assert restored.best_epoch == 5
+    np.testing.assert_array_equal(restored.best_weights[0], np.arange(4.0) + 1)

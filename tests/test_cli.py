@@ -3,7 +3,12 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -323,6 +328,47 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert summary["validation"]["ndcg@100"] == pytest.approx(max(ndcg))
 
 
+def test_a_run_killed_with_sigkill_resumes_to_the_weights_of_one_never_killed(tmp_path):
+    args = [
+        "train", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[16]",
+        "--batch-size", "100", "--epochs", "8",
+    ]  # fmt: skip
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_recae.cli", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    # Killed in its third epoch or later, wherever it is: training, evaluating, backing up.
+    history = killed / "history.csv"
+    deadline = time.monotonic() + 240
+    while not (history.is_file() and len(history.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (killed / "model.keras").exists() and not (killed / "metrics.json").exists()
+
+    code, _, stderr = run(*args, "--out", killed)
+    assert code == 0, stderr
+    code, _, stderr = run(*args, "--out", tmp_path / "whole")
+    assert code == 0, stderr
+
+    def figures(run_dir):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in read_history(run_dir)]
+
+    assert figures(killed) == figures(tmp_path / "whole")
+    resumed = runs.load_run_model(killed).get_weights()
+    whole = runs.load_run_model(tmp_path / "whole").get_weights()
+    for resumed_array, whole_array in zip(resumed, whole, strict=True):
+        np.testing.assert_array_equal(resumed_array, whole_array)
+    assert (
+        read_json(killed / "metrics.json")["validation"]
+        == read_json(tmp_path / "whole" / "metrics.json")["validation"]
+    )
+
+
 def test_a_nan_loss_fails_without_writing_a_model_and_can_be_rerun(tmp_path):
     out = tmp_path / "run"
     args = ["train", "mult-vae", "--data", "synthetic", *TINY_VAE, "--epochs", 1, "--out", out]
@@ -471,6 +517,15 @@ def test_full_batches_take_one_step_an_epoch(tmp_path):
 
 def test_a_resumed_run_starts_at_the_epoch_of_its_backup(tmp_path):
     assert training.resumed_epoch(tmp_path) == 0
-    (tmp_path / "keras").mkdir()
-    (tmp_path / "keras" / "training_metadata.json").write_text('{"epoch": 2, "batch": -1}')
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 2}')
     assert training.resumed_epoch(tmp_path) == 2
+
+
+def test_history_rows_of_uncommitted_epochs_are_dropped(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n")
+    training.keep_history_rows(history, 2)
+    assert history.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
+    training.keep_history_rows(history, 0)
+    assert history.read_text() == "epoch,loss\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]

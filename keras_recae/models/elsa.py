@@ -14,6 +14,8 @@ from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import row_sums, sparse_matmul
 
 _EPSILON = 1e-12
+# The largest `[batch, n_items]` output (floats) the loss forms: 256 MB.
+_OUTPUT_LIMIT = 2**26
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
@@ -28,9 +30,11 @@ class ELSA(LossPartsTraining, Recommender):
 
     The loss is the squared distance between the L2-normalised output and input,
     `||y / |y| - x / |x|||^2` with `y = x A_n A_n^T - x`, averaged over the users with a
-    history. It is computed without the `[batch, n_items]` output: with `z = x A_n`,
-    `<y, x> = |z|^2 - |x|^2` and `|y|^2 = z (A_n^T A_n) z^T - 2 |z|^2 + |x|^2`, so a step
-    costs `O(nnz x rank + n_items x rank^2)`, and the gradient is that of the same loss.
+    history. With `z = x A_n`, `<y, x> = |z|^2 - |x|^2` and
+    `|y|^2 = z (A_n^T A_n) z^T - 2 |z|^2 + |x|^2`, so a step costs
+    `O(nnz x rank + n_items x rank^2)` without forming the `[batch, n_items]` output; when the
+    batch is smaller than the rank (and the output small enough), `|y|^2` comes from the
+    output itself, which then costs less (`output_is_cheaper`).
 
     Args:
         rank: int. Columns of `A` (the latent dimension). Defaults to `256`.
@@ -99,19 +103,36 @@ class ELSA(LossPartsTraining, Recommender):
             self.build(inputs.shape)
         factors = self.normalized_factors("float32")
         codes = sparse_matmul(inputs, factors)
-        input_squares = row_sums(inputs, keras.ops.square(keras.ops.cast(inputs.values, "float32")))
+        values = keras.ops.cast(inputs.values, "float32")
+        input_squares = row_sums(inputs, keras.ops.square(values))
         code_squares = keras.ops.sum(keras.ops.square(codes), axis=1)
-        gram = keras.ops.matmul(keras.ops.transpose(factors), factors)
-        output_squares = (
-            keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
-            - 2.0 * code_squares
-            + input_squares
-        )
+        if self.output_is_cheaper(inputs.shape[0], factors.shape[0]):
+            outputs = keras.ops.matmul(codes, keras.ops.transpose(factors))
+            outputs = tf.tensor_scatter_nd_sub(outputs, inputs.indices, values)
+            output_squares = keras.ops.sum(keras.ops.square(outputs), axis=1)
+        else:
+            gram = keras.ops.matmul(keras.ops.transpose(factors), factors)
+            output_squares = (
+                keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
+                - 2.0 * code_squares
+                + input_squares
+            )
         cosine = (code_squares - input_squares) / keras.ops.maximum(
             keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
         )
         distance = 2.0 - 2.0 * cosine
         return {"loss": replica_mean(distance, input_squares > 0)}
+
+    def output_is_cheaper(self, batch_size: int | None, n_items: int) -> bool:
+        """Whether `|y|^2` costs less from the `[batch, n_items]` output than from `A_n^T A_n`.
+
+        The output takes `batch x n_items x rank` operations, the Gram matrix
+        `n_items x rank^2`: the output wins for batches smaller than the rank, as long as it
+        stays under `_OUTPUT_LIMIT` floats. Both give the same loss.
+        """
+        if batch_size is None:
+            return False
+        return batch_size < self.rank and batch_size * n_items <= _OUTPUT_LIMIT
 
     def get_config(self):
         config = super().get_config()

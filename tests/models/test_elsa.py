@@ -41,8 +41,11 @@ def test_the_item_item_matrix_has_a_zero_diagonal():
     assert np.abs(scores - np.diag(np.diag(scores))).max() > 0.1
 
 
-def test_loss_is_the_distance_of_the_normalised_output_and_input(data):
-    model = built(data.n_items, rank=4, seed=3)
+@pytest.mark.parametrize("rank", [4, 40], ids=["gram", "output"])
+def test_loss_is_the_distance_of_the_normalised_output_and_input(data, rank):
+    # 25 users: a rank of 4 takes the Gram-matrix path, 40 the output path.
+    model = built(data.n_items, rank=rank, seed=3)
+    assert model.output_is_cheaper(25, data.n_items) == (rank > 25)
     # Counts, not only ones, and an empty row (left out of the mean).
     matrix = data.matrix[:25].toarray()
     matrix[3] = 0.0

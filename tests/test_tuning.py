@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import dataclasses
+import gc
 import io
 import json
 import os
@@ -347,3 +348,24 @@ def test_the_epoch_count_of_a_study_applies_to_its_own_data_only(tmp_path):
     other = RunConfig("mult-dae", DataSpec("other.txt", "test.txt"), retrain=True, lr=0.1)
     winner = tuning.with_best(other, path, given={"lr"})
     assert (winner.epochs, winner.select, winner.lr) == (200, True, 0.1)
+
+
+def test_a_trial_frees_its_model_before_the_next_one_fits(tmp_path, monkeypatch):
+    # EASE's n_items x n_items weights: a trial still holding the previous one's would
+    # fail the memory check of a catalogue that fits once.
+    from keras_recae.models.linear_autoencoder import LinearAutoencoder
+
+    alive = []
+    check = LinearAutoencoder.check_memory
+
+    def counting_check(self, n_items):
+        alive.append(sum(isinstance(o, LinearAutoencoder) and o.built for o in gc.get_objects()))
+        return check(self, n_items)
+
+    monkeypatch.setattr(LinearAutoencoder, "check_memory", counting_check)
+    code, _, stderr = run_cli(
+        "tune", "ease", "--data", "synthetic", "--trials", "3", "--no-figures",
+        "--study", tmp_path / "study",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert alive == [0, 0, 0]

@@ -491,6 +491,11 @@ def fit(
     # opens a new iterator per epoch of a finite dataset (two, in Keras 3.15), which would
     # tie the passes' orders to how Keras iterates rather than to the epoch.
     steps = int(dataset.cardinality())
+    if steps < 1:
+        raise ValueError(
+            f"{type(model).__name__}.training_batches should give a known, non-zero number of "
+            f"batches a pass (tf.data cardinality {steps})"
+        )
     history = model.fit(
         dataset.repeat(),
         steps_per_epoch=steps,

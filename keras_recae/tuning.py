@@ -500,7 +500,10 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
                     trial.report(value, step)
         callback = pruning_callback(trial, monitor, run.eval_every)
         try:
-            summary = train(run, callbacks=[callback], read_test=False).summary
+            if model_class(run.model).closed_form:
+                summary = _train_in_child(run)
+            else:
+                summary = train(run, callbacks=[callback], read_test=False).summary
         except optuna.TrialPruned:
             _drop_weights(out)
             trial.set_user_attr("epochs_run", _history_length(out))
@@ -520,6 +523,47 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
             "needs a validation part (--validation-fraction, --heldout-users)"
         )
     return float(value)
+
+
+def _train_in_child(run: RunConfig) -> dict:
+    """`train(run, read_test=False)` in a new process; its summary.
+
+    A closed-form model's `n_items x n_items` weights go through TensorFlow's CPU allocator,
+    which keeps freed memory for the process: fitted in the study's process, the next trial's
+    memory check would find that memory taken. A process of its own gives it back.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_train, args=(run, sender))
+    child.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = ("error", "MemoryError", f"the trial's process died (exit code {child.exitcode})")
+    child.join()
+    if outcome[0] == "ok":
+        return outcome[1]
+    _, kind, message = outcome
+    errors = {
+        "ConfigError": ConfigError,
+        "TrainingDiverged": TrainingDiverged,
+        "MemoryError": MemoryError,
+    }
+    if kind in errors:
+        raise errors[kind](message)
+    raise RuntimeError(f"the trial's process failed: {kind}: {message}")
+
+
+def _child_train(run: RunConfig, sender) -> None:
+    try:
+        sender.send(("ok", train(run, read_test=False).summary))
+    except Exception as error:  # reported to the study's process, which raises it
+        sender.send(("error", type(error).__name__, str(error)))
+    finally:
+        sender.close()
 
 
 def _drop_weights(out: Path) -> None:

@@ -3,6 +3,7 @@
 import inspect
 
 import keras
+import numpy as np
 import pytest
 
 from keras_recae.keras_overrides import OVERRIDDEN, DistributedTrainerOverrides
@@ -33,3 +34,26 @@ def test_the_override_keeps_the_parameters_of_keras(name):
 def test_the_models_use_the_overrides(cls):
     for name in OVERRIDDEN:
         assert getattr(cls, name) is getattr(DistributedTrainerOverrides, name)
+
+
+def test_fit_starts_at_the_epoch_a_callback_resumes_it_at():
+    from keras_recae.keras_overrides import resume_fit_at
+
+    class Resume(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            resume_fit_at(self.model, 2)
+
+    epochs = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((4, 2), np.float32)
+    model.fit(x, x[:, :1], epochs=4, verbose=0, callbacks=[Resume(), Record()])
+    assert epochs == [2, 3], (
+        f"Keras {keras.__version__} no longer starts `fit` at `model._initial_epoch`: "
+        "keras_recae.keras_overrides.resume_fit_at (used by RunBackup) needs updating."
+    )

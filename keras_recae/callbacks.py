@@ -140,10 +140,15 @@ class _ModelSelection(keras.callbacks.Callback):
         state_path, weights_path = self._state_paths(directory)
         if self.best_weights is not None and not self._same_best(directory):
             temporary = weights_path + ".tmp.npz"
-            old_state, old_weights = self._state_paths(previous) if previous else (None, None)
+            old_weights = self._state_paths(previous)[1] if previous else None
+            linked = False
             if previous and self._same_best(previous) and os.path.exists(old_weights):
-                os.link(old_weights, temporary)
-            else:
+                try:
+                    os.link(old_weights, temporary)
+                    linked = True
+                except OSError:  # a file system without hard links: write the copy
+                    pass
+            if not linked:
                 np.savez(temporary, *self.best_weights)
             os.replace(temporary, weights_path)
         state = {

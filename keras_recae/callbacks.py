@@ -448,8 +448,9 @@ class RunBackup(keras.callbacks.Callback):
 
     Everything a resumed epoch depends on then matches the uninterrupted run: weights,
     optimizer, noise and, with a pipeline whose order follows the epoch (`sparse_batches`'
-    `initial_pass`), the batches; list writers of per-epoch files (`CSVLogger`) before this
-    callback and drop their rows of uncommitted epochs on resuming.
+    `initial_pass`), the batches. List this callback after the `stateful` ones (their
+    `on_train_begin` resets them, and this one then loads their state) and after writers of
+    per-epoch files (`CSVLogger`), whose rows of uncommitted epochs are dropped on resuming.
 
     Args:
         directory: str. The backup directory.

@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import gc
 import inspect
 import json
 import math
@@ -508,10 +507,6 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
             _drop_weights(out)
             trial.set_user_attr("epochs_run", _history_length(out))
             raise
-        finally:
-            # A Keras model sits in reference cycles: without a collection the trial's
-            # weights (EASE's n_items x n_items) stay in memory while the next trial fits.
-            gc.collect()
     _drop_weights(out)
     trial.set_user_attr("best_epoch", summary["best_epoch"])
     trial.set_user_attr("epochs_run", summary["epochs_run"])
@@ -542,7 +537,8 @@ def _train_in_child(run: RunConfig) -> dict:
     try:
         outcome = receiver.recv()
     except EOFError:
-        outcome = ("error", "MemoryError", f"the trial's process died (exit code {child.exitcode})")
+        child.join()
+        outcome = ("error", "exit", f"the process died with exit code {child.exitcode}")
     child.join()
     if outcome[0] == "ok":
         return outcome[1]

@@ -92,23 +92,26 @@ class ELSA(LossPartsTraining, Recommender):
 
     def call(self, inputs, training=False):
         factors = self.normalized_factors(self.compute_dtype)
-        scores = keras.ops.matmul(sparse_matmul(inputs, factors), keras.ops.transpose(factors))
-        values = keras.ops.cast(inputs.values, scores.dtype)
-        return tf.tensor_scatter_nd_sub(scores, inputs.indices, values)
+        return self.reconstruction(inputs, sparse_matmul(inputs, factors), factors)
+
+    @staticmethod
+    def reconstruction(inputs, codes, factors):
+        """`y = z A_n^T - x`, `[batch, n_items]`, from the codes `z = x A_n`."""
+        outputs = keras.ops.matmul(codes, keras.ops.transpose(factors))
+        values = keras.ops.cast(inputs.values, outputs.dtype)
+        return tf.tensor_scatter_nd_sub(outputs, inputs.indices, values)
 
     def loss_parts(self, data, training: bool) -> dict:
         inputs = features(data)
-        if not self.built:
-            # `model.fit` builds a model by calling it; this loss never calls it.
-            self.build(inputs.shape)
+        # `model.fit` builds a model by calling it; this loss never calls it.
+        self.ensure_built(inputs)
         factors = self.normalized_factors("float32")
         codes = sparse_matmul(inputs, factors)
         values = keras.ops.cast(inputs.values, "float32")
         input_squares = row_sums(inputs, keras.ops.square(values))
         code_squares = keras.ops.sum(keras.ops.square(codes), axis=1)
         if self.output_is_cheaper(inputs.shape[0], factors.shape[0]):
-            outputs = keras.ops.matmul(codes, keras.ops.transpose(factors))
-            outputs = tf.tensor_scatter_nd_sub(outputs, inputs.indices, values)
+            outputs = self.reconstruction(inputs, codes, factors)
             output_squares = keras.ops.sum(keras.ops.square(outputs), axis=1)
         else:
             gram = keras.ops.matmul(keras.ops.transpose(factors), factors)

@@ -213,6 +213,8 @@ class RankingEvaluation(_ModelSelection):
             are kept after each evaluation and read back at the start of training, so that
             a run resumed with `keras.callbacks.BackupAndRestore` keeps its best epoch and
             its patience count. Defaults to None.
+        train: scipy sparse matrix | None. The training interactions, needed by
+            `novelty@k` and `popularity@k`. Defaults to None.
 
     Attributes:
         best_epoch: int | None. 1-based epoch of the best evaluation.
@@ -242,7 +244,9 @@ class RankingEvaluation(_ModelSelection):
         batch_size: int = 500,
         verbose: int = 0,
         state_dir: str | None = None,
+        train=None,
     ):
+        self.train = train
         if monitor.startswith("val_"):
             monitor = monitor[len("val_") :]
         (monitor_pair,) = parse_metric_names([monitor])
@@ -263,7 +267,11 @@ class RankingEvaluation(_ModelSelection):
 
     def measure(self) -> dict:
         return evaluate_ranking(
-            self.model, self.eval_set, metrics=self.metrics, batch_size=self.batch_size
+            self.model,
+            self.eval_set,
+            metrics=self.metrics,
+            batch_size=self.batch_size,
+            train=self.train,
         )
 
 

@@ -1,7 +1,8 @@
 """The `keras-recae` command line: argparse and thin handlers over the runners.
 
-`train` and `evaluate` call `keras_recae.training`, `refine` calls `keras_recae.refining`,
-`export` and `recommend` call `keras_recae.serving`.
+`train` and `evaluate` call `keras_recae.training`, `tune` `keras_recae.tuning`, `compare`
+`keras_recae.comparing`, `report` `keras_recae.reporting`, `refine` `keras_recae.refining`,
+`export` and `recommend` `keras_recae.serving`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,41 @@ def evaluate(args) -> int:
         threads=args.threads,
     )
     print(json.dumps(results, indent=2))
+    return 0
+
+
+def compare(args) -> int:
+    from keras_recae.comparing import compare_runs, format_comparison
+
+    result = compare_runs(
+        args.run_a,
+        args.run_b,
+        metric=args.metric,
+        part=args.part,
+        resamples=args.resamples,
+        confidence=args.confidence,
+        seed=args.seed,
+    )
+    print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+    return 0
+
+
+def report(args) -> int:
+    from keras_recae.reporting import report as write_report
+
+    result = write_report(
+        args.runs,
+        out=args.out,
+        metric=args.metric,
+        max_k=args.max_k,
+        at_k=not args.no_at_k,
+        threads=args.threads,
+    )
+    if result.out is None:
+        print(result.markdown, end="")
+    else:
+        written = [str(result.out), *(str(figure) for figure in result.figures)]
+        print(f"wrote {', '.join(written)}")
     return 0
 
 
@@ -296,6 +332,12 @@ def add_fit_arguments(parser) -> None:
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--patience", type=int, help="evaluations without improvement")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument(
+        "--tensorboard",
+        metavar="LOG_DIR",
+        help="write TensorBoard logs (loss parts, learning rate, validation metrics) there; "
+        "tune: a subdirectory per trial",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,6 +401,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("run_dir", help="a run directory written by train")
     add_data_arguments(evaluate_parser, required=False)
     evaluate_parser.set_defaults(handler=evaluate)
+
+    compare_parser = commands.add_parser(
+        "compare", help="paired significance of two runs' per-user metrics"
+    )
+    compare_parser.add_argument("run_a", help="the reference run directory")
+    compare_parser.add_argument("run_b", help="the run compared with it (differences B - A)")
+    compare_parser.add_argument("--metric", default="ndcg@20", help="a per-user metric")
+    compare_parser.add_argument(
+        "--part", choices=["test", "validation"], default="test", help="which users"
+    )
+    compare_parser.add_argument(
+        "--resamples", type=int, default=10_000, help="bootstrap resamples of the users"
+    )
+    compare_parser.add_argument(
+        "--confidence", type=float, default=0.95, help="level of the bootstrap interval"
+    )
+    compare_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    compare_parser.add_argument("--json", action="store_true", help="print JSON")
+    compare_parser.set_defaults(handler=compare)
+
+    report_parser = commands.add_parser(
+        "report", help="a Markdown table of runs and their figures (PNG)"
+    )
+    report_parser.add_argument("runs", nargs="+", help="run directories written by train")
+    report_parser.add_argument(
+        "--out", help="the Markdown file, figures beside it (default: print the table only)"
+    )
+    report_parser.add_argument(
+        "--metric", help="the figures' metric, e.g. ndcg@20 (default: the first of the runs)"
+    )
+    report_parser.add_argument(
+        "--max-k", type=int, default=100, help="the test figure's largest cutoff k"
+    )
+    report_parser.add_argument(
+        "--no-at-k",
+        action="store_true",
+        help="no test figure over k (it loads each run's model and data and scores them)",
+    )
+    report_parser.add_argument("--threads", type=int, help="CPU threads while scoring")
+    report_parser.set_defaults(handler=report)
 
     export_parser = commands.add_parser(
         "export", help="export a trained model as a SavedModel version for TF Serving"
@@ -431,6 +513,15 @@ def build_parser() -> argparse.ArgumentParser:
     refine_parser.add_argument("--seed", type=int, default=0)
     refine_parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
     refine_parser.set_defaults(handler=refine)
+    for command in commands.choices.values():
+        # Read from sys.argv before TensorFlow loads (keras_recae._startup). Not `verbose`:
+        # that is a field of the run's config.
+        command.add_argument(
+            "--verbose",
+            dest="tensorflow_logs",
+            action="store_true",
+            help="show TensorFlow's start-up lines (CUDA probing, CPU features), hidden otherwise",
+        )
     return parser
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
@@ -13,7 +15,12 @@ from keras_recae.checks import check_positive_int
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
-from keras_recae.metrics import parse_metric_names, ranking_metrics, rating_metrics
+from keras_recae.metrics import (
+    LIST_METRICS,
+    parse_metric_names,
+    ranking_metrics,
+    rating_metrics,
+)
 from keras_recae.models.recommender import Recommender
 
 DEFAULT_METRICS = (
@@ -126,11 +133,28 @@ def _top_indices_function(model, batch_size, n_items, k, exclude_inputs, by_user
     return top_indices
 
 
+@dataclasses.dataclass(frozen=True)
+class RankingResults:
+    """The ranking metrics of one evaluation: averages, and each evaluated user's values.
+
+    Attributes:
+        metrics: dict. Each metric name, in the order asked, to its average over the
+            evaluated users (`coverage` and `gini` over all their lists).
+        users: pandas DataFrame. One row per evaluated user (non-empty target), in the
+            evaluation set's order: `user_id`, then a column per metric that has a per-user
+            value (all but `coverage` and `gini`).
+    """
+
+    metrics: dict
+    users: pd.DataFrame
+
+
 def evaluate_ranking(
     model: Recommender | Callable,
     eval_set: EvalSet,
     metrics: Iterable[str] = DEFAULT_METRICS,
     batch_size: int = 500,
+    train: sp.spmatrix | None = None,
 ) -> dict[str, float]:
     """Full-ranking metrics of a model on an evaluation set.
 
@@ -145,9 +169,11 @@ def evaluate_ranking(
         model: Recommender, or any callable scorer. Called as `model(x, training=False)`
             on `tf.SparseTensor` batches, returning dense scores `[batch, n_items]`.
         eval_set: EvalSet. The users, their inputs and their targets.
-        metrics: iterable of str. Names such as `"ndcg@100"`. Defaults to recall@20,
-            ndcg@20, ndcg@100, truncated_recall@20 and truncated_recall@50.
+        metrics: iterable of str. Names such as `"ndcg@100"` or `"coverage@20"`. Defaults
+            to recall@20, ndcg@20, ndcg@100, truncated_recall@20 and truncated_recall@50.
         batch_size: int. Users scored at once. Defaults to 500.
+        train: scipy sparse matrix of shape `[n_train_users, n_items]` | None. The training
+            interactions, needed by `novelty@k` and `popularity@k`. Defaults to None.
 
     Returns:
         A dict from each metric name, in the order given, to its average.
@@ -158,6 +184,34 @@ def evaluate_ranking(
     from keras_recae.evaluation import evaluate_ranking
 
     results = evaluate_ranking(model, split.test, metrics=["recall@20", "ndcg@100"])
+    ```
+    """
+    return evaluate_ranking_users(model, eval_set, metrics, batch_size, train).metrics
+
+
+def evaluate_ranking_users(
+    model: Recommender | Callable,
+    eval_set: EvalSet,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    batch_size: int = 500,
+    train: sp.spmatrix | None = None,
+) -> RankingResults:
+    """`evaluate_ranking` with each evaluated user's values as well.
+
+    The arguments are those of `evaluate_ranking`. The per-user values are what paired
+    comparisons of two models need (`keras-recae compare`): the same users, matched by id.
+
+    Returns:
+        A `RankingResults`: `metrics`, the averages, and `users`, a DataFrame of `user_id`
+        and the per-user values.
+
+    Example:
+
+    ```python
+    from keras_recae.evaluation import evaluate_ranking_users
+
+    results = evaluate_ranking_users(model, split.test, metrics=["ndcg@20", "mrr@20"])
+    results.users.sort_values("ndcg@20").head()
     ```
     """
     parsed = parse_metric_names(metrics)
@@ -173,16 +227,29 @@ def evaluate_ranking(
     inputs = sp.csr_matrix(eval_set.inputs)[users]
     targets = sp.csr_matrix(eval_set.targets)[users]
     max_k = max(k for _, k in parsed)
-    user_indices = training_user_rows(model, np.asarray(eval_set.user_ids)[users])
+    user_ids = np.asarray(eval_set.user_ids)[users]
+    user_indices = training_user_rows(model, user_ids)
     top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
-    results = ranking_metrics(
-        top,
-        targets,
-        ks=sorted({k for _, k in parsed}),
-        names=sorted({name for name, _ in parsed}),
-        target_counts=counts[users],
-    )
-    return {f"{name}@{k}": results[f"{name}@{k}"] for name, k in parsed}
+    ks = sorted({k for _, k in parsed})
+    names = sorted({name for name, _ in parsed})
+    common = {"ks": ks, "target_counts": counts[users], "train": train}
+    list_names = [name for name in names if name in LIST_METRICS]
+    user_names = [name for name in names if name not in LIST_METRICS]
+    values = {}
+    if list_names:
+        values.update(ranking_metrics(top, targets, names=list_names, **common))
+    if user_names:
+        values.update(ranking_metrics(top, targets, names=user_names, per_user=True, **common))
+    averages, columns = {}, {"user_id": user_ids}
+    for name, k in parsed:
+        key = f"{name}@{k}"
+        if name in LIST_METRICS:
+            averages[key] = values[key]
+        else:
+            columns[key] = values[key]
+            # A user with no ranked item at all has no novelty or popularity (NaN).
+            averages[key] = float(np.nanmean(values[key]))
+    return RankingResults(averages, pd.DataFrame(columns))
 
 
 def evaluate_ratings(

@@ -8,10 +8,28 @@ Ranking metrics take each user's top items in rank order and the held-out items:
 - `ndcg@k`: binary gains, DCG = sum over ranks r = 1..k of hit_r / log2(r + 1), normalised by
   the DCG of min(k, |relevant|) hits at the top.
 - `precision@k`: hits / k.
+- `mrr@k`: 1 / rank of the first hit in the top k, 0 without a hit.
+- `hit_rate@k`: 1 when the top k hold a hit, else 0 (the share of users with a hit).
+- `map@k`: average precision, the sum over ranks i <= k of precision@i x hit_i, divided by
+  min(k, |relevant|).
 
 They are averaged over the users whose target is non-empty. |relevant| may include held-out
 items outside the item vocabulary (`target_counts`): they count in the denominators but can
 never be hit.
+
+Beyond accuracy, over the top-k lists of the same users:
+
+- `coverage@k`: distinct items in any list / catalogue size.
+- `gini@k`: Gini index of how often each catalogue item is recommended, every item counted
+  (zeros too): with the counts c_1 <= ... <= c_n, sum_i (2i - n - 1) c_i / (n sum_i c_i).
+  0 when every item is recommended equally often, towards 1 when a few items take every slot.
+- `novelty@k`: the mean over a user's recommended items of -log2(training users of the item /
+  training users), averaged over the users (an item no training user has counts as one user).
+- `popularity@k`: the mean over a user's recommended items of their number of training users
+  (each user-item pair counted once), averaged over the users.
+
+`coverage` and `gini` describe all the lists together and have no per-user value; `novelty`
+and `popularity` need the training interactions (`train`).
 """
 
 from __future__ import annotations
@@ -21,7 +39,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-RANKING_METRICS = ("recall", "truncated_recall", "ndcg", "precision")
+ACCURACY_METRICS = ("recall", "truncated_recall", "ndcg", "precision", "mrr", "hit_rate", "map")
+# Computed from the lists alone; they have no per-user value.
+LIST_METRICS = ("coverage", "gini")
+# Need the training interactions: how many training users each item has.
+POPULARITY_METRICS = ("novelty", "popularity")
+RANKING_METRICS = ACCURACY_METRICS + LIST_METRICS + POPULARITY_METRICS
+PER_USER_METRICS = ACCURACY_METRICS + POPULARITY_METRICS
 RATING_METRICS = ("rmse", "mae")
 
 
@@ -32,8 +56,8 @@ def parse_metric_names(names: str | Iterable[str]) -> list[tuple[str, int]]:
 
     Args:
         names: str or iterable of str. Metric names of the form `<metric>@<k>`, where
-            `<metric>` is one of `recall`, `truncated_recall`, `ndcg`, `precision` and `k`
-            is a positive integer.
+            `<metric>` is one of `RANKING_METRICS` (`recall`, `ndcg`, `mrr`, `coverage`,
+            ...) and `k` is a positive integer.
 
     Returns:
         A list of `(name, k)` tuples.
@@ -73,9 +97,10 @@ def ranking_metrics(
     top_items: np.ndarray,
     targets: sp.spmatrix,
     ks: Sequence[int] = (20,),
-    names: Sequence[str] = RANKING_METRICS,
+    names: Sequence[str] = ("recall", "truncated_recall", "ndcg", "precision"),
     target_counts: np.ndarray | None = None,
     per_user: bool = False,
+    train: sp.spmatrix | None = None,
 ) -> dict[str, float] | dict[str, np.ndarray]:
     """Ranking metrics of top-k lists against held-out items.
 
@@ -84,15 +109,18 @@ def ranking_metrics(
             best first. Entries of -1 mark empty slots (fewer items left than K) and are
             never hits. K should be at least the largest k.
         targets: scipy sparse matrix of shape `[n_users, n_items]`. The held-out items: every
-            stored entry is relevant, whatever its value.
+            stored entry is relevant, whatever its value. Its width is the catalogue size
+            of `coverage` and `gini`.
         ks: sequence of int. The cutoffs. Defaults to `(20,)`.
-        names: sequence of str. Metrics among `recall`, `truncated_recall`, `ndcg` and
-            `precision`. Defaults to all four.
+        names: sequence of str. Metrics among `RANKING_METRICS`. Defaults to `recall`,
+            `truncated_recall`, `ndcg` and `precision`.
         target_counts: int array of shape `[n_users]` | None. |relevant| per user, at least
             the row's number of stored entries (more when held-out items fall outside the
             vocabulary, see `EvalSet.target_counts`). None counts the stored entries.
-        per_user: bool. Return each user's values instead of the averages. Defaults to
-            False.
+        per_user: bool. Return each user's values instead of the averages; `coverage` and
+            `gini` have none and are not allowed then. Defaults to False.
+        train: scipy sparse matrix of shape `[n_train_users, n_items]` | None. The training
+            interactions, needed by `novelty` and `popularity` only. Defaults to None.
 
     Returns:
         A dict keyed by `"<name>@<k>"` of averages over the users with |relevant| > 0, or,
@@ -100,8 +128,9 @@ def ranking_metrics(
         with an empty target.
 
     Raises:
-        ValueError: for mismatched shapes, a k larger than K, an unknown metric name, or when
-            no user has a non-empty target.
+        ValueError: for mismatched shapes, a k larger than K, an unknown metric name, a
+            popularity metric without `train`, a list metric with `per_user`, or when no
+            user has a non-empty target.
     """
     top_items = np.asarray(top_items)
     if top_items.ndim != 2 or top_items.dtype.kind not in "iu":
@@ -133,6 +162,14 @@ def ranking_metrics(
     for name in names:
         if name not in RANKING_METRICS:
             raise ValueError(f"Unknown metric '{name}'. Expected one of {RANKING_METRICS}.")
+        if per_user and name in LIST_METRICS:
+            raise ValueError(
+                f"'{name}' describes the lists of all users together and has no per-user "
+                f"value. Per-user metrics: {PER_USER_METRICS}."
+            )
+    item_users = None
+    if any(name in POPULARITY_METRICS for name in names):
+        item_users, n_train_users = _item_users(train, n_items)
     row_nnz = np.diff(targets.indptr).astype(np.int64)
     if target_counts is None:
         counts = row_nnz
@@ -147,31 +184,100 @@ def ranking_metrics(
     if not evaluated.any():
         raise ValueError("No user has a non-empty target: there is nothing to evaluate.")
 
-    hits = _hits(top_items[evaluated, : ks[-1]], targets[evaluated])
+    top_items = top_items[evaluated, : ks[-1]]
+    hits = _hits(top_items, targets[evaluated])
     counts = counts[evaluated]
     ranks = np.arange(1, ks[-1] + 1)
     discounts = 1.0 / np.log2(ranks + 1.0)
     cumulative_hits = np.cumsum(hits, axis=1)
     cumulative_dcg = np.cumsum(hits * discounts, axis=1)
     ideal_dcg = np.concatenate([[0.0], np.cumsum(discounts)])
+    # Precision at each hit's rank, summed up to each rank: average precision's numerator.
+    cumulative_precision = np.cumsum(hits * cumulative_hits / ranks, axis=1)
+    first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, ks[-1] + 1)
+    valid = top_items >= 0
+    if item_users is not None:
+        recommended = np.where(valid, top_items, 0)
+        slot_users = item_users[recommended].astype(np.float64)
+        slot_novelty = -np.log2(np.maximum(slot_users, 1.0) / n_train_users)
+        cumulative_valid = np.cumsum(valid, axis=1)
+        cumulative_users = np.cumsum(np.where(valid, slot_users, 0.0), axis=1)
+        cumulative_novelty = np.cumsum(np.where(valid, slot_novelty, 0.0), axis=1)
 
     results = {}
     for k in ks:
         n_hits = cumulative_hits[:, k - 1].astype(np.float64)
         values = {
-            "recall": n_hits / counts,
-            "truncated_recall": n_hits / np.minimum(k, counts),
-            "ndcg": cumulative_dcg[:, k - 1] / ideal_dcg[np.minimum(k, counts)],
-            "precision": n_hits / k,
+            "recall": lambda: n_hits / counts,
+            "truncated_recall": lambda: n_hits / np.minimum(k, counts),
+            "ndcg": lambda: cumulative_dcg[:, k - 1] / ideal_dcg[np.minimum(k, counts)],
+            "precision": lambda: n_hits / k,
+            "mrr": lambda: np.where(first_hit <= k, 1.0 / first_hit, 0.0),
+            "hit_rate": lambda: (n_hits > 0).astype(np.float64),
+            "map": lambda: cumulative_precision[:, k - 1] / np.minimum(k, counts),
+            "novelty": lambda: _mean_over_slots(cumulative_novelty, cumulative_valid, k),
+            "popularity": lambda: _mean_over_slots(cumulative_users, cumulative_valid, k),
+            "coverage": lambda: _coverage(top_items[:, :k], n_items),
+            "gini": lambda: _gini(top_items[:, :k], n_items),
         }
         for name in names:
-            if per_user:
+            value = values[name]()
+            if name in LIST_METRICS:
+                results[f"{name}@{k}"] = value
+            elif per_user:
                 column = np.full(n_users, np.nan)
-                column[evaluated] = values[name]
+                column[evaluated] = value
                 results[f"{name}@{k}"] = column
             else:
-                results[f"{name}@{k}"] = float(values[name].mean())
+                # A user with no item at all in the top k has no novelty or popularity.
+                results[f"{name}@{k}"] = float(np.nanmean(value)) if len(value) else np.nan
     return results
+
+
+def _item_users(train, n_items: int) -> tuple[np.ndarray, int]:
+    """Each item's number of training users, and the number of training users."""
+    if train is None:
+        raise ValueError(
+            f"{', '.join(POPULARITY_METRICS)} need the training interactions: pass `train`, "
+            "the users x items matrix the model was trained on."
+        )
+    train = sp.csr_matrix(train)
+    if train.shape[1] != n_items:
+        raise ValueError(
+            f"`train` should have one column per item ({n_items}). Received: {train.shape}"
+        )
+    train = train.copy()
+    train.sum_duplicates()
+    train.eliminate_zeros()
+    n_train_users = int(np.count_nonzero(np.diff(train.indptr)))
+    if n_train_users == 0:
+        raise ValueError("`train` holds no interaction: novelty and popularity are undefined.")
+    return np.bincount(train.indices, minlength=n_items), n_train_users
+
+
+def _mean_over_slots(cumulative_sums: np.ndarray, cumulative_valid: np.ndarray, k: int):
+    """Per user, the mean over the filled slots of the top k; NaN for a user with none."""
+    filled = cumulative_valid[:, k - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(filled > 0, cumulative_sums[:, k - 1] / filled, np.nan)
+
+
+def _recommendation_counts(top_items: np.ndarray, n_items: int) -> np.ndarray:
+    items = top_items[top_items >= 0]
+    return np.bincount(items, minlength=n_items)
+
+
+def _coverage(top_items: np.ndarray, n_items: int) -> float:
+    return float(np.count_nonzero(_recommendation_counts(top_items, n_items)) / n_items)
+
+
+def _gini(top_items: np.ndarray, n_items: int) -> float:
+    counts = np.sort(_recommendation_counts(top_items, n_items)).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    positions = np.arange(1, n_items + 1)
+    return float(np.sum((2 * positions - n_items - 1) * counts) / (n_items * total))
 
 
 def rating_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:

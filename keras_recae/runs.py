@@ -23,6 +23,8 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"
+# Each evaluated user's metrics of a part (`validation` or `test`), gzip-compressed CSV.
+USERS_FILE = "{part}_users.csv.gz"
 
 
 def write_json_atomic(path, content: dict) -> None:
@@ -33,6 +35,15 @@ def write_json_atomic(path, content: dict) -> None:
     with open(temporary, "w", encoding="utf-8") as file:
         json.dump(content, file, indent=2, default=_json_default)
         file.write("\n")
+    os.replace(temporary, path)
+
+
+def write_users_atomic(users, path) -> None:
+    """Writes per-user metrics (a DataFrame) as gzip-compressed CSV, by temporary file and
+    rename; ids keep their text, metrics their full precision."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    users.to_csv(temporary, index=False, compression="gzip", float_format="%.17g")
     os.replace(temporary, path)
 
 

@@ -28,6 +28,7 @@ print(result.test["ndcg@100"])
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import shutil
@@ -38,7 +39,7 @@ from pathlib import Path
 from keras_recae.data.spec import DEFAULT_VALIDATION_FRACTION, DataSpec, load_split
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
-from keras_recae.evaluation import evaluate_ranking, evaluate_ratings
+from keras_recae.evaluation import evaluate_ranking_users, evaluate_ratings
 from keras_recae.models.registry import check_settings, model_class, takes_seed
 from keras_recae.runs import (
     BACKUP_DIR,
@@ -46,12 +47,14 @@ from keras_recae.runs import (
     METRICS_FILE,
     MODEL_FILE,
     RUN_FILE,
+    USERS_FILE,
     configure_threads,
     epoch_seconds,
     load_run,
     peak_rss_mb,
     save_model_atomic,
     write_json_atomic,
+    write_users_atomic,
 )
 
 # The metrics of a run's summary when the config names none: the evaluation's, and P@20.
@@ -104,6 +107,13 @@ class RunConfig:
         seed: int. Seed of the model, the shuffle and (by default) the data. Defaults to 0.
         verbose: int. 0 is silent; 1 prints the run's steps and the validation
             improvements; 2 also gives Keras's line per epoch. Defaults to 2.
+        tensorboard: str | None. A log directory for Keras's `TensorBoard` callback: the
+            loss and its parts, the learning rate, the epoch seconds and the validation
+            metrics, per epoch (a retraining logs into its `retrain` subdirectory).
+            Defaults to None.
+        user_metrics: bool. Also write each evaluated user's metrics of the reported model
+            into the run directory (`validation_users.csv.gz`, `test_users.csv.gz`), for
+            `keras-recae compare`. Defaults to True.
     """
 
     model: str
@@ -127,6 +137,8 @@ class RunConfig:
     threads: int | None = None
     seed: int = 0
     verbose: int = 2
+    tensorboard: str | None = None
+    user_metrics: bool = True
 
 
 @dataclasses.dataclass
@@ -295,6 +307,10 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         raise ConfigError(
             f"{out} already holds a finished run ({MODEL_FILE}); choose another --out or remove it"
         )
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "--tensorboard needs the tensorboard package: pip install 'keras-recae[tensorboard]'"
+        )
     out.mkdir(parents=True, exist_ok=True)
     metrics = list(config.metrics or DEFAULT_METRICS)
     write_json_atomic(
@@ -346,13 +362,22 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         "distribute": config.distribute,
     }
     validation_metrics = {}
+    # The interactions the reported model learnt from: the reference of novelty@k and
+    # popularity@k.
+    reported_train = split.train.matrix
     started = time.perf_counter()
     if cls.closed_form:
         model.fit(split.train)
         train_seconds = time.perf_counter() - started
         epochs_run, best_epoch, seconds_per_epoch = 0, None, train_seconds
         if split.validation is not None:
-            validation_metrics = evaluate_ranking(model, split.validation, metrics)
+            validation_metrics = evaluate_part(
+                model,
+                split.validation,
+                metrics,
+                train=reported_train,
+                users_file=_users_file(config, out, "validation"),
+            )
     else:
         _compile(model, config)
         selection_file = backup / "selection.json"
@@ -405,12 +430,33 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
                 model, full_train.matrix, None, retrain_config, backup / "retrain", None
             )
             train_seconds += float(np.sum(retrain_timer.seconds))
+        retrained = config.retrain and full_train is not None
         summary["reported_model"] = (
             "retrained on the full train lines for the best epoch count"
-            if config.retrain and full_train is not None
+            if retrained
             else "best validation epoch"
         )
-    test_metrics = evaluate_part(model, split.test, metrics) if split.test else {}
+        if retrained:
+            reported_train = full_train.matrix
+        elif split.validation is not None:
+            # The reported model is the selected epoch's: its validation users, for paired
+            # comparisons on the validation part (the averages are the selection's).
+            evaluate_part(
+                model,
+                split.validation,
+                metrics,
+                train=reported_train,
+                users_file=_users_file(config, out, "validation"),
+            )
+    test_metrics = {}
+    if split.test:
+        test_metrics = evaluate_part(
+            model,
+            split.test,
+            metrics,
+            train=reported_train,
+            users_file=_users_file(config, out, "test"),
+        )
     summary.update(
         {
             "config": model.get_config(),
@@ -421,12 +467,22 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             "peak_rss_mb": peak_rss_mb(),
             "validation": validation_metrics,
             "test": test_metrics,
+            # Which users and items each part held: `compare` pairs only runs that agree.
+            "split_digests": {
+                part: getattr(split, part).digest()
+                for part in ("validation", "test")
+                if getattr(split, part) is not None
+            },
         }
     )
     save_model_atomic(model, out / MODEL_FILE)
     write_json_atomic(out / METRICS_FILE, summary)
     shutil.rmtree(backup, ignore_errors=True)
     return RunResult(out, model, summary)
+
+
+def _users_file(config: RunConfig, out: Path, part: str) -> Path | None:
+    return out / USERS_FILE.format(part=part) if config.user_metrics else None
 
 
 def _replicas() -> int:
@@ -477,7 +533,7 @@ def fit(
     timer = EpochTimer()
     evaluation = None
     if validation is not None:
-        evaluation = _selection_callback(model, validation, config, backup, metrics)
+        evaluation = _selection_callback(model, validation, config, backup, metrics, matrix)
     callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
     # Last: they see the validation logs, and the epoch is backed up and logged first.
     callbacks += list(extra_callbacks)
@@ -521,7 +577,7 @@ def selection_monitor(cls, monitor: str) -> tuple[str, str]:
     return monitor, "maximize"
 
 
-def _selection_callback(model, validation, config: RunConfig, backup: Path, metrics):
+def _selection_callback(model, validation, config: RunConfig, backup: Path, metrics, train):
     from keras_recae.callbacks import RankingEvaluation, RatingEvaluation
 
     common = {
@@ -536,11 +592,14 @@ def _selection_callback(model, validation, config: RunConfig, backup: Path, metr
         monitor, _ = selection_monitor(type(model), config.monitor)
         return RatingEvaluation(validation, monitor=monitor, **common)
     metrics = list(metrics or config.metrics or DEFAULT_METRICS)
-    return RankingEvaluation(validation, metrics=metrics, monitor=config.monitor, **common)
+    return RankingEvaluation(
+        validation, metrics=metrics, monitor=config.monitor, train=train, **common
+    )
 
 
 def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | None, resuming):
-    """Timing, NaN stop, evaluation, resume, history and decay, in the order they need."""
+    """Timing, NaN stop, evaluation, history, TensorBoard, resume and decay, in the order
+    they need."""
     import keras
 
     from keras_recae.callbacks import LearningRateDecay, RunBackup
@@ -555,6 +614,10 @@ def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | N
             # committed them: the resumed epochs write them again.
             keep_history_rows(history, RunBackup.committed_epoch(backup))
         callbacks.append(keras.callbacks.CSVLogger(str(history), append=resuming))
+    if config.tensorboard:
+        # After the evaluation: its `val_` metrics are in the logs TensorBoard writes.
+        log_dir = Path(config.tensorboard) / ("retrain" if out is None else "")
+        callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
     # Last: the epoch's files above are written before its backup commits it.
     callbacks.append(RunBackup(str(backup), stateful=[evaluation] if evaluation else []))
     if config.lr_decay:
@@ -584,11 +647,28 @@ def keep_history_rows(path: Path, epochs: int) -> None:
     temporary.replace(path)
 
 
-def evaluate_part(model, eval_set, metrics, batch_size: int = EVAL_BATCH_SIZE) -> dict:
-    """Ranking metrics of an evaluation set, or RMSE and MAE for rating models."""
+def evaluate_part(
+    model,
+    eval_set,
+    metrics,
+    batch_size: int = EVAL_BATCH_SIZE,
+    train=None,
+    users_file: Path | None = None,
+) -> dict:
+    """Ranking metrics of an evaluation set, or RMSE and MAE for rating models.
+
+    Args:
+        train: scipy sparse matrix | None. The model's training interactions, for
+            `novelty@k` and `popularity@k`.
+        users_file: Path | None. Where a ranking evaluation also writes each evaluated
+            user's metrics (see `runs.write_users_atomic`). Defaults to None.
+    """
     if model.explicit:
         return evaluate_ratings(model, eval_set, batch_size=batch_size)
-    return evaluate_ranking(model, eval_set, metrics, batch_size=batch_size)
+    results = evaluate_ranking_users(model, eval_set, metrics, batch_size=batch_size, train=train)
+    if users_file is not None:
+        write_users_atomic(results.users, users_file)
+    return results.metrics
 
 
 def evaluate_run(
@@ -612,7 +692,7 @@ def evaluate_run(
         `{"protocol": ..., "validation": {...}, "test": {...}}`, a part present when the
         split has it.
     """
-    from keras_recae.data.split import align_eval_set
+    from keras_recae.data.split import EvalSet, align_eval_set
 
     configure_threads(threads)
     run = load_run(run_dir)
@@ -624,6 +704,11 @@ def evaluate_run(
     split, _ = load_split(spec, explicit=run.model.explicit)
     metrics = list(metrics or DEFAULT_METRICS)
     results = {"protocol": split.protocol}
+    train = split.train.matrix
+    if run.model.item_ids is not None:
+        # The training interactions over the model's columns, for novelty and popularity.
+        train_users = EvalSet(train, train, split.train.user_ids)
+        train = align_eval_set(train_users, split.item_ids, run.model.item_ids).inputs
     for part in ("validation", "test"):
         eval_set = getattr(split, part)
         if eval_set is None:
@@ -631,7 +716,7 @@ def evaluate_run(
         if run.model.item_ids is not None:
             eval_set = align_eval_set(eval_set, split.item_ids, run.model.item_ids)
         results[part] = evaluate_part(
-            run.model, eval_set, metrics, batch_size=batch_size or EVAL_BATCH_SIZE
+            run.model, eval_set, metrics, batch_size=batch_size or EVAL_BATCH_SIZE, train=train
         )
     return results
 

@@ -452,6 +452,9 @@ def trial_config(template: RunConfig, params: dict, out: Path) -> RunConfig:
         retrain=False,
         select=True,
         verbose=0,
+        # Trials are compared by their averages; per-user files are for reported runs.
+        user_metrics=False,
+        tensorboard=str(Path(template.tensorboard) / out.name) if template.tensorboard else None,
         **run_fields,
     )
 

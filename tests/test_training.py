@@ -232,3 +232,54 @@ def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, ex
     assert resolved.batch_size == expected and resolved.batch_size % replicas == 0
     assert with_model_defaults(RunConfig("mult-vae")).batch_size is None
     assert with_model_defaults(RunConfig("cdae"), n_rows=n_rows).batch_size == 500
+
+
+def _scalars(log_dir):
+    """Every scalar of the TensorBoard event files under `log_dir`: {tag: {step: value}}."""
+    import tensorflow as tf
+
+    values = {}
+    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = (
+                    tf.make_ndarray(value.tensor)
+                    if value.HasField("tensor")
+                    else value.simple_value
+                )
+                values.setdefault(value.tag, {})[event.step] = float(number)
+    return values
+
+
+def test_tensorboard_logs_the_loss_parts_the_learning_rate_and_the_validation_metrics(tmp_path):
+    import pandas as pd
+
+    result = quiet_train(
+        RunConfig(
+            "mult-vae",
+            DataSpec("synthetic"),
+            settings=TINY,
+            epochs=3,
+            lr_decay=0.5,
+            metrics=("ndcg@20", "mrr@10"),
+            monitor="ndcg@20",
+            out=str(tmp_path / "run"),
+            tensorboard=str(tmp_path / "logs"),
+            verbose=0,
+        )
+    )
+    history = pd.read_csv(result.out / "history.csv")
+    train_scalars = _scalars(tmp_path / "logs" / "train")
+    validation_scalars = _scalars(tmp_path / "logs" / "validation")
+    for part in ("loss", "nll", "kl", "beta", "learning_rate"):
+        logged = train_scalars[f"epoch_{part}"]
+        assert [logged[epoch] for epoch in range(3)] == pytest.approx(list(history[part]))
+    assert train_scalars["epoch_learning_rate"][2] == pytest.approx(
+        train_scalars["epoch_learning_rate"][0] / 4
+    )
+    for metric in ("ndcg@20", "mrr@10"):
+        logged = validation_scalars[f"epoch_{metric}"]
+        assert [logged[epoch] for epoch in range(3)] == pytest.approx(
+            list(history[f"val_{metric}"])
+        )

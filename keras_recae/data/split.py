@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +35,19 @@ class EvalSet:
     @property
     def n_users(self) -> int:
         return self.inputs.shape[0]
+
+    def digest(self) -> str:
+        """A SHA-256 of the users, their inputs and their targets: equal digests, equal
+        evaluation sets (the values of the entries aside)."""
+        hasher = hashlib.sha256()
+        hasher.update("\x1f".join(str(user) for user in self.user_ids).encode("utf-8"))
+        for matrix in (self.inputs, self.targets):
+            matrix = sp.csr_matrix(matrix).sorted_indices()
+            hasher.update(np.asarray(matrix.shape, np.int64).tobytes())
+            hasher.update(matrix.indptr.astype(np.int64).tobytes())
+            hasher.update(matrix.indices.astype(np.int64).tobytes())
+        hasher.update(np.asarray(self.target_counts(), np.int64).tobytes())
+        return hasher.hexdigest()
 
     def target_counts(self) -> np.ndarray:
         """Number of relevant items per user, including those outside the vocabulary."""

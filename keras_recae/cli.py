@@ -278,6 +278,18 @@ def _checked(convert, valid, expected: str):
     return parse
 
 
+def _metric_names(text: str) -> tuple:
+    """An argparse type: comma-separated ranking metric names, each checked."""
+    from keras_recae.metrics import parse_metric_names
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        parse_metric_names(names)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return names
+
+
 _batch_size = _checked(int, lambda value: value >= 0, "a whole number >= 0")
 _decay = _checked(float, lambda value: 0.0 < value <= 1.0, "a factor in (0, 1]")
 # The data flags of `train`, `tune` and `evaluate`: the fields of `DataSpec`.
@@ -302,7 +314,7 @@ def add_data_arguments(parser, required: bool) -> None:
         parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--seed", type=int, default=None if not required else 0)
     parser.add_argument(
-        "--metrics", type=lambda text: tuple(text.split(",")), help="e.g. recall@20,ndcg@100"
+        "--metrics", type=_metric_names, help="e.g. recall@20,ndcg@100,mrr@20,coverage@20"
     )
     parser.add_argument(
         "--batch-size",

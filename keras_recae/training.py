@@ -40,6 +40,7 @@ from keras_recae.data.spec import DEFAULT_VALIDATION_FRACTION, DataSpec, load_sp
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
 from keras_recae.evaluation import evaluate_ranking_users, evaluate_ratings
+from keras_recae.metrics import parse_metric_names
 from keras_recae.models.registry import check_settings, model_class, takes_seed
 from keras_recae.runs import (
     BACKUP_DIR,
@@ -307,12 +308,19 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         raise ConfigError(
             f"{out} already holds a finished run ({MODEL_FILE}); choose another --out or remove it"
         )
+    metrics = list(config.metrics or DEFAULT_METRICS)
+    if not cls.explicit:
+        # Before any training: a misspelt name would otherwise fail at the first evaluation.
+        try:
+            parse_metric_names(metrics)
+            parse_metric_names([selection_monitor(cls, config.monitor)[0]])
+        except ValueError as error:
+            raise ConfigError(f"--metrics / --monitor: {error}") from None
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'keras-recae[tensorboard]'"
         )
     out.mkdir(parents=True, exist_ok=True)
-    metrics = list(config.metrics or DEFAULT_METRICS)
     write_json_atomic(
         out / RUN_FILE, {"model": config.model, "settings": settings, **spec.to_dict()}
     )

@@ -529,3 +529,13 @@ def test_history_rows_of_uncommitted_epochs_are_dropped(tmp_path):
     training.keep_history_rows(history, 0)
     assert history.read_text() == "epoch,loss\n"
     assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]
+
+
+def test_a_misspelt_metric_is_a_usage_error_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "ease", "--data", "synthetic", "--metrics", "ndcg@20,mmr@20",
+                  "--out", str(tmp_path / "run")])  # fmt: skip
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --metrics: Unknown metric 'mmr@20'" in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()

@@ -88,6 +88,10 @@ def test_config_errors_name_the_setting_and_write_nothing(tmp_path):
         train(RunConfig("mult-vae", DataSpec("synthetic"), {"dropuot": 0.1}, out=str(out)))
     with pytest.raises(ConfigError, match="--precision should be one of"):
         train(RunConfig("mult-vae", DataSpec("synthetic"), precision="half", out=str(out)))
+    with pytest.raises(ConfigError, match="--metrics / --monitor: Unknown metric 'ndgc@20'"):
+        train(RunConfig("mult-vae", DataSpec("synthetic"), metrics=("ndgc@20",), out=str(out)))
+    with pytest.raises(ConfigError, match="--metrics / --monitor: Unknown metric 'nd@5'"):
+        train(RunConfig("mult-vae", DataSpec("synthetic"), monitor="val_nd@5", out=str(out)))
     with pytest.raises(ConfigError, match="--protocol should be given, strong or random"):
         DataSpec("synthetic", protocol="leave-one-out")
     assert not out.exists()

@@ -298,7 +298,13 @@ DATA_FLAGS = {
     "--format": (str, "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)"),
     "--heldout-users": (int, "strong: validation users, and test users"),
     "--threshold": (float, "implicit models keep ratings above it (default 3.5)"),
-    "--validation-fraction": (float, "given/random: train share held out for model selection"),
+    "--validation-fraction": (
+        float,
+        "given/random/temporal: train share held out for model selection (temporal: the "
+        "latest; leave-last-out: 0 turns its validation off)",
+    ),
+    "--time-cut": (str, "temporal: share of the interactions before the cut (0.8) or a date"),
+    "--last-n": (int, "leave-last-out: each user's last N interactions are the test targets"),
     "--user-col": (str, "table formats: the user column"),
     "--item-col": (str, "table formats: the item column"),
     "--rating-col": (str, "table formats: the rating column"),

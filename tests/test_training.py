@@ -92,7 +92,7 @@ def test_config_errors_name_the_setting_and_write_nothing(tmp_path):
         train(RunConfig("mult-vae", DataSpec("synthetic"), metrics=("ndgc@20",), out=str(out)))
     with pytest.raises(ConfigError, match="--metrics / --monitor: Unknown metric 'nd@5'"):
         train(RunConfig("mult-vae", DataSpec("synthetic"), monitor="val_nd@5", out=str(out)))
-    with pytest.raises(ConfigError, match="--protocol should be given, strong or random"):
+    with pytest.raises(ConfigError, match="--protocol should be one of given, strong, random, temporal, leave-last-out"):
         DataSpec("synthetic", protocol="leave-one-out")
     assert not out.exists()
 

@@ -1,7 +1,7 @@
-"""The three evaluation protocols: `given`, `strong` and `random`.
+"""The evaluation protocols: `given`, `strong`, `random`, `temporal` and `leave-last-out`.
 
-Each takes frames with `user`, `item` and (optionally) `rating` columns, as the readers
-return them, and returns a `Split`.
+Each takes frames with `user`, `item` and (optionally) `rating` and `timestamp` columns, as
+the readers return them, and returns a `Split`.
 """
 
 from __future__ import annotations
@@ -248,6 +248,248 @@ def split_random(
         rows = np.flatnonzero(np.diff(validation_targets.indptr))
         validation = EvalSet(train[rows], validation_targets[rows], data.user_ids[rows])
     return Split(Interactions(train, data.user_ids, data.item_ids), validation, test_set, "random")
+
+
+def split_temporal(
+    frame: pd.DataFrame,
+    *,
+    cut: float | str = 0.8,
+    validation_fraction: float = 0.1,
+    threshold: float | None = None,
+) -> tuple[Split, Interactions]:
+    """The `temporal` protocol: one global time cut, as a deployed system meets its data.
+
+    The interactions before the cut are the train part, those at or after it the test part.
+    A test user is a user with interactions on both sides: their earlier items are the input
+    (excluded from the ranking), their later items the targets. Users who appear only after
+    the cut have no history to recommend from and are left out; a later item the train part
+    never saw stays a target (it counts in the denominators) but can never be recommended. A
+    target the user already had before the cut is dropped: input items are never
+    recommended.
+
+    Validation is carved the same way from the train part: its last `validation_fraction` of
+    the interactions, by time, are the validation part, and what precedes them is
+    `Split.train`, the data of model selection.
+
+    Args:
+        frame: DataFrame. Rows with `user`, `item`, `timestamp` and optionally `rating`.
+        cut: float | str. A fraction in (0, 1): the train part is that share of the
+            interactions, the earliest; or a date or time (`"2000-12-01"`, ISO 8601, UTC
+            unless it names a zone), compared with the timestamps as seconds since 1970.
+            Defaults to 0.8.
+        validation_fraction: float. The share of the train part, its latest, held out for
+            model selection, in [0, 1). 0 gives no validation part. Defaults to 0.1.
+        threshold: float | None. If set, only rows rated above it are kept, with the value
+            1.0 (implicit models). Defaults to None: ratings kept.
+
+    Returns:
+        `(split, full_train)`: the split (protocol `temporal`), and all the interactions
+        before the cut over the same users and items (what a final fit uses).
+
+    Raises:
+        ValueError: for a frame without timestamps, a cut outside the data, or a fraction
+            outside (0, 1).
+
+    Example:
+
+    ```python
+    from keras_recae.data.protocols import split_temporal
+    from keras_recae.data.readers import read_ratings
+
+    split, full_train = split_temporal(read_ratings("ml-100k/u.data"), cut="1998-03-01")
+    ```
+    """
+    frame = _timed(frame, threshold, "temporal")
+    times = frame["timestamp"].to_numpy(np.int64)
+    test_cut = _cut_time(times, cut, "cut")
+    before = times < test_cut
+    if not before.any() or before.all():
+        raise ValueError(
+            f"The cut {cut!r} leaves no interaction on one side: the timestamps run from "
+            f"{_date(times.min())} to {_date(times.max())}."
+        )
+    train_frame = frame[before]
+    validation_cut = None
+    if validation_fraction:
+        _check_fraction("validation_fraction", validation_fraction, allow_zero=True)
+        validation_cut = _cut_time(times[before], 1.0 - validation_fraction, "validation cut")
+    selection = (
+        train_frame
+        if validation_cut is None
+        else train_frame[train_frame["timestamp"].to_numpy(np.int64) < validation_cut]
+    )
+    user_ids = np.unique(parse_ids(train_frame["user"].to_numpy()))
+    item_ids = np.unique(parse_ids(train_frame["item"].to_numpy()))
+    full = Interactions.from_frame(train_frame, user_ids=user_ids, item_ids=item_ids)
+    fit = Interactions.from_frame(selection, user_ids=user_ids, item_ids=item_ids)
+    test_set = _later_targets(full, frame[~before], item_ids)
+    validation = None
+    if validation_cut is not None:
+        validation = _later_targets(
+            fit,
+            train_frame[train_frame["timestamp"].to_numpy(np.int64) >= validation_cut],
+            item_ids,
+        )
+    return Split(fit, validation, test_set, "temporal"), full
+
+
+def split_leave_last_out(
+    frame: pd.DataFrame,
+    *,
+    n: int = 1,
+    validation: bool = True,
+    threshold: float | None = None,
+) -> tuple[Split, Interactions]:
+    """The `leave-last-out` protocol: each user's last `n` interactions are the test targets.
+
+    Each user's rows are ordered by timestamp (rows of one time keep their file order). A user
+    with more than `n` rows has the last `n` as test targets and the rest as input; with
+    `validation`, a user with more than `2 n` rows also has the `n` before those as
+    validation targets, with the rows before them as input, and `Split.train` holds every
+    row that is neither a test nor a validation target. Users with `n` rows or fewer only
+    train. Items are those of the rows outside the test targets; a test target outside them
+    counts in the denominators but can never be recommended.
+
+    Args:
+        frame: DataFrame. Rows with `user`, `item`, `timestamp` and optionally `rating`.
+        n: int. Targets per user. Defaults to 1.
+        validation: bool. Hold out the `n` before the test targets for model selection.
+            Defaults to True.
+        threshold: float | None. If set, only rows rated above it are kept, with the value
+            1.0 (implicit models). Defaults to None: ratings kept.
+
+    Returns:
+        `(split, full_train)`: the split (protocol `leave-last-out`), and every row but the
+        test targets over the same users and items (what a final fit uses).
+
+    Example:
+
+    ```python
+    from keras_recae.data.protocols import split_leave_last_out
+    from keras_recae.data.readers import read_ratings
+
+    split, full_train = split_leave_last_out(read_ratings("ml-100k/u.data"), n=1)
+    ```
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"`n` should be a positive integer. Received: n={n!r}")
+    frame = _timed(frame, threshold, "leave-last-out").reset_index(drop=True)
+    users = parse_ids(frame["user"].to_numpy())
+    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(np.int64), users))
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    # Position of each row from its user's end: 0 is the last.
+    from_end = np.empty(len(order), dtype=np.int64)
+    from_end[order] = np.repeat(starts + counts, counts) - 1 - np.arange(len(order))
+    count = np.empty(len(order), dtype=np.int64)
+    count[order] = np.repeat(counts, counts)
+    is_test = (from_end < n) & (count > n)
+    is_validation = validation & (from_end >= n) & (from_end < 2 * n) & (count > 2 * n)
+    train_frame = frame[~is_test]
+    user_ids = np.unique(parse_ids(train_frame["user"].to_numpy()))
+    item_ids = np.unique(parse_ids(train_frame["item"].to_numpy()))
+    full = Interactions.from_frame(train_frame, user_ids=user_ids, item_ids=item_ids)
+    fit = Interactions.from_frame(
+        frame[~is_test & ~is_validation], user_ids=user_ids, item_ids=item_ids
+    )
+    test_set = _later_targets(full, frame[is_test], item_ids)
+    validation_set = None
+    if validation:
+        if not is_validation.any():
+            raise ValueError(
+                f"No user has more than {2 * n} interactions: there is nothing to hold out "
+                "for validation. Pass validation=False (--validation-fraction 0)."
+            )
+        validation_set = _later_targets(fit, frame[is_validation], item_ids)
+    return Split(fit, validation_set, test_set, "leave-last-out"), full
+
+
+def _timed(frame: pd.DataFrame, threshold: float | None, protocol: str) -> pd.DataFrame:
+    """The rows of a time-based protocol: timestamps checked, binarised above `threshold`."""
+    if "timestamp" not in frame:
+        raise ValueError(
+            f"--protocol {protocol} orders interactions by time, and this data has no "
+            "timestamps (a `timestamp` column, or the fourth field of MovieLens files)."
+        )
+    if threshold is not None:
+        if "rating" not in frame:
+            raise ValueError("The frame has no `rating` column to binarize.")
+        frame = frame.loc[frame["rating"] > threshold].assign(rating=np.float32(1.0))
+    if frame.empty:
+        raise ValueError(f"No interaction is left to split (threshold {threshold}).")
+    return frame
+
+
+def _check_fraction(name: str, value: float, allow_zero: bool = False) -> None:
+    low_ok = value >= 0 if allow_zero else value > 0
+    if not (low_ok and value < 1):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"`{name}` should be in {interval}. Received: {value}")
+
+
+def _cut_time(times: np.ndarray, cut: float | str, name: str) -> int:
+    """The first timestamp after the cut: a share of the interactions, or a date."""
+    if isinstance(cut, str):
+        try:
+            cut = float(cut)
+        except ValueError:
+            return _parse_time(cut, name)
+    _check_fraction(name, cut)
+    ordered = np.sort(times)
+    # The share `cut` of the interactions, the earliest, falls before the cut.
+    position = min(max(int(round(cut * len(ordered))), 1), len(ordered) - 1)
+    return int(ordered[position])
+
+
+def _parse_time(text: str, name: str) -> int:
+    try:
+        timestamp = pd.Timestamp(text)
+    except ValueError:
+        timestamp = None
+    if timestamp is None or pd.isna(timestamp):
+        raise ValueError(
+            f"The {name} should be a fraction in (0, 1) or a date such as 2000-12-01. "
+            f"Received: {text!r}"
+        )
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.tz_localize("UTC")
+    return int(timestamp.timestamp())
+
+
+def _date(seconds) -> str:
+    return pd.Timestamp(int(seconds), unit="s", tz="UTC").isoformat()
+
+
+def _later_targets(history: Interactions, later: pd.DataFrame, item_ids: np.ndarray) -> EvalSet:
+    """The users of `history` with rows in `later`: their history as input, `later` as
+    targets (items outside `item_ids` counted in `extra_targets`, items already in the
+    input dropped, a repeated pair keeping its last rating)."""
+    users = parse_ids(later["user"].to_numpy())
+    items = parse_ids(later["item"].to_numpy())
+    rows = history.user_index(users)
+    known_user = rows >= 0
+    reference = Interactions(sp.csr_matrix((0, len(item_ids))), [], item_ids)
+    columns = np.full(len(items), -1, dtype=np.int64)
+    columns[known_user] = reference.item_index(items[known_user])
+    n_users = history.n_users
+    unknown_item = known_user & (columns < 0)
+    extra = np.bincount(rows[unknown_item], minlength=n_users).astype(np.int64)
+    ratings = later["rating"].to_numpy(np.float32) if "rating" in later else None
+    pairs = pd.DataFrame({"row": rows, "column": columns})
+    pairs["rating"] = np.float32(1.0) if ratings is None else ratings
+    pairs = pairs[known_user & (columns >= 0)].drop_duplicates(["row", "column"], keep="last")
+    inputs = history.matrix
+    in_input = np.asarray(inputs[pairs["row"].to_numpy(), pairs["column"].to_numpy()]).ravel()
+    pairs = pairs[in_input == 0]
+    targets = sp.csr_matrix(
+        (pairs["rating"].to_numpy(np.float32), (pairs["row"], pairs["column"])),
+        shape=(n_users, len(item_ids)),
+    )
+    evaluated = np.flatnonzero((np.diff(targets.indptr) + extra) > 0)
+    return EvalSet(
+        inputs[evaluated], targets[evaluated], history.user_ids[evaluated], extra[evaluated]
+    )
 
 
 def _given_matrices(

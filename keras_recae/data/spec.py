@@ -14,7 +14,7 @@ from keras_recae.data.interactions import Interactions
 from keras_recae.data.split import Split
 from keras_recae.errors import ConfigError
 
-PROTOCOLS = ("given", "strong", "random")
+PROTOCOLS = ("given", "strong", "random", "temporal", "leave-last-out")
 # Implicit models keep the ratings above it when the data has ratings (Liang et al. 2018).
 DEFAULT_THRESHOLD = 3.5
 # The share of interactions held out for model selection under `given` and `random`.
@@ -33,16 +33,22 @@ class DataSpec:
         test: str | None. The test file of a given split (e.g. `u1.test`). Defaults to None.
         format: str | None. `ml-100k`, `ml-1m`, `ml-20m`, `lightgcn`, `csv`, `tsv` or
             `parquet`; detected when None. Defaults to None.
-        protocol: str | None. `given`, `strong` or `random`; None picks `given` when a test
-            file is given, else `random` for explicit-rating models and `strong` for the
-            others. Defaults to None.
+        protocol: str | None. `given`, `strong`, `random`, `temporal` or `leave-last-out`;
+            None picks `given` when a test file is given, else `random` for explicit-rating
+            models and `strong` for the others. Defaults to None.
         heldout_users: int | None. `strong`: validation users, and as many test users;
             None holds out a tenth of the users for each. Defaults to None.
         threshold: float | None. Implicit models keep ratings above it; None means 3.5
             where the data has ratings other than 1. Defaults to None.
-        validation_fraction: float | None. `given` and `random`: the share of the train
-            interactions held out for model selection; None means the model's default
-            (0.1, or 0 for closed-form models). Defaults to None.
+        validation_fraction: float | None. `given`, `random` and `temporal`: the share of
+            the train interactions held out for model selection (under `temporal` the
+            latest); `leave-last-out` holds out the `last_n` before the test targets unless
+            it is 0. None means the model's default (0.1, or 0 for closed-form models).
+            Defaults to None.
+        time_cut: str | None. `temporal`: the share of the interactions before the cut
+            (`"0.8"`) or a date (`"2000-12-01"`, UTC). None means 0.8. Defaults to None.
+        last_n: int | None. `leave-last-out`: each user's last interactions held out for
+            test (and as many before them for validation). None means 1. Defaults to None.
         user_col: str | None. Table formats: the user column. Defaults to None (`user`).
         item_col: str | None. Table formats: the item column. Defaults to None (`item`).
         rating_col: str | None. Table formats: the rating column. Defaults to None.
@@ -69,12 +75,18 @@ class DataSpec:
     item_col: str | None = None
     rating_col: str | None = None
     seed: int | None = None
+    time_cut: str | None = None
+    last_n: int | None = None
 
     def __post_init__(self):
         if self.protocol is not None and self.protocol not in PROTOCOLS:
             raise ConfigError(
-                f"--protocol should be given, strong or random. Received: {self.protocol}"
+                f"--protocol should be one of {', '.join(PROTOCOLS)}. Received: {self.protocol}"
             )
+        if self.time_cut is not None and self.protocol not in (None, "temporal"):
+            raise ConfigError("--time-cut is for --protocol temporal")
+        if self.last_n is not None and self.protocol not in (None, "leave-last-out"):
+            raise ConfigError("--last-n is for --protocol leave-last-out")
 
     def to_dict(self) -> dict:
         """The fields as stored in `run.json`."""
@@ -182,6 +194,11 @@ def load_split(
         return _without_test(split, read_test), full
     if test_frame is not None:
         raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
+    if protocol in ("temporal", "leave-last-out"):
+        split, full = _split_by_time(
+            spec, protocol, train_frame, threshold, explicit, validation_fraction
+        )
+        return _without_test(split, read_test), full
     if protocol == "strong":
         heldout = spec.heldout_users
         if heldout is None:
@@ -195,6 +212,32 @@ def load_split(
         seed=seed,
     )
     return _without_test(split, read_test), None
+
+
+def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fraction):
+    """`temporal` and `leave-last-out`, with their errors as configuration errors."""
+    from keras_recae.data.protocols import split_leave_last_out, split_temporal
+
+    binarize = None if explicit else threshold
+    try:
+        if protocol == "temporal":
+            split, full = split_temporal(
+                frame,
+                cut=spec.time_cut if spec.time_cut is not None else 0.8,
+                validation_fraction=validation_fraction,
+                threshold=binarize,
+            )
+        else:
+            split, full = split_leave_last_out(
+                frame,
+                n=spec.last_n if spec.last_n is not None else 1,
+                validation=bool(validation_fraction),
+                threshold=binarize,
+            )
+    except ValueError as error:
+        raise ConfigError(f"{spec.data}: {error}") from None
+    # A final fit uses `full` only when validation took part of the train part.
+    return split, (full if split.validation is not None else None)
 
 
 def _read_train_file(spec: DataSpec, columns: dict):

@@ -313,7 +313,9 @@ DATA_FLAGS = {
 
 def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument(
-        "--data", required=required, help="a ratings file or directory, or 'synthetic'"
+        "--data",
+        help="a ratings file or directory, or 'synthetic'"
+        + ("" if not required else " (or `data` in --config)"),
     )
     parser.add_argument("--protocol", choices=PROTOCOLS)
     for flag, (kind, text) in DATA_FLAGS.items():
@@ -335,6 +337,12 @@ def add_data_arguments(parser, required: bool) -> None:
 
 def add_fit_arguments(parser) -> None:
     """The training flags of `train` and `tune`."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help='a TOML file of the same keys as the flags (data = "...", epochs = 50, '
+        "[set] for --set), or a run directory's run.json; flags given here win",
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the model's)")
     parser.add_argument(
@@ -365,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train a model and evaluate it")
-    train_parser.add_argument("model", help="mult-vae, mult-dae, ease, ...")
+    train_parser.add_argument(
+        "model", nargs="?", help="mult-vae, mult-dae, ease, ... (or `model` in --config)"
+    )
     add_data_arguments(train_parser, required=True)
     add_fit_arguments(train_parser)
     train_parser.add_argument("--out", help="run directory (default runs/MODEL)")
@@ -399,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.set_defaults(handler=train)
 
     tune_parser = commands.add_parser("tune", help="search a model's settings (Optuna)")
-    tune_parser.add_argument("model", help="mult-vae, cdae, ease, ...")
+    tune_parser.add_argument(
+        "model", nargs="?", help="mult-vae, cdae, ease, ... (or `model` in --config)"
+    )
     add_data_arguments(tune_parser, required=True)
     add_fit_arguments(tune_parser)
     tune_parser.add_argument("--trials", type=int, default=20, help="the study's total")
@@ -545,15 +557,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "jit_compile", None) in ("true", "false"):
-        args.jit_compile = args.jit_compile == "true"
     try:
+        if getattr(args, "config", None):
+            from keras_recae.run_files import read_run_config
+
+            subparser = _subparser(parser, args.command)
+            given = set(vars(_given_flags(argv)))
+            for dest, value in read_run_config(args.config, subparser).items():
+                if dest == "set" and args.set:
+                    # Settings merge by name, the command line's last.
+                    args.set = [*value, *args.set]
+                elif dest not in given:
+                    setattr(args, dest, value)
+        if args.command in ("train", "tune"):
+            if args.model is None:
+                raise UsageError(
+                    f"name the model: keras-recae {args.command} MODEL (or `model` in --config)"
+                )
+            if args.data is None:
+                raise UsageError("--data is needed: a ratings file or directory, or 'synthetic'")
+        if getattr(args, "jit_compile", None) in ("true", "false"):
+            args.jit_compile = args.jit_compile == "true"
         return args.handler(args)
     except (UsageError, DataFormatError, FileNotFoundError) as error:
         print(f"keras-recae {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _subparser(parser, command: str) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions:
+        if command in action.choices:
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def _given_flags(argv: list[str]) -> argparse.Namespace:
+    """The flags and arguments given on the command line, without any default."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:
+        for subparser in action.choices.values():
+            for sub_action in subparser._actions:
+                sub_action.default = argparse.SUPPRESS
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

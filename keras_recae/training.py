@@ -322,7 +322,8 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         )
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
-        out / RUN_FILE, {"model": config.model, "settings": settings, **spec.to_dict()}
+        out / RUN_FILE,
+        {"model": config.model, "settings": settings, **spec.to_dict(), "run": run_flags(config)},
     )
 
     keras.utils.set_random_seed(config.seed)
@@ -487,6 +488,33 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     write_json_atomic(out / METRICS_FILE, summary)
     shutil.rmtree(backup, ignore_errors=True)
     return RunResult(out, model, summary)
+
+
+# The fields of a run's config that decide its result: run.json keeps them, so that
+# `train --config RUN_DIR/run.json` repeats the run (threads, output and verbosity aside).
+RUN_FLAGS = (
+    "epochs",
+    "lr",
+    "lr_decay",
+    "batch_size",
+    "metrics",
+    "monitor",
+    "eval_every",
+    "patience",
+    "retrain",
+    "precision",
+    "jit_compile",
+    "distribute",
+    "devices",
+    "seed",
+)
+
+
+def run_flags(config: RunConfig) -> dict:
+    """The fit flags of a run, as `run.json` keeps them under `run`."""
+    flags = {name: getattr(config, name) for name in RUN_FLAGS}
+    flags["metrics"] = list(flags["metrics"] or DEFAULT_METRICS)
+    return flags
 
 
 def _users_file(config: RunConfig, out: Path, part: str) -> Path | None:

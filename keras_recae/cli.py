@@ -167,6 +167,18 @@ def report(args) -> int:
     return 0
 
 
+def data_command(args) -> int:
+    from keras_recae.data.fetch import DATASETS, fetch, is_cached
+
+    if args.action == "list":
+        for name, dataset in DATASETS.items():
+            cached = "cached" if is_cached(name, args.cache_dir) else "not cached"
+            print(f"{name}\t{dataset.description} ({cached})")
+        return 0
+    print(fetch(args.name, cache_dir=args.cache_dir))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------
 # export, recommend
 
@@ -472,6 +484,16 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--threads", type=int, help="CPU threads while scoring")
     report_parser.set_defaults(handler=report)
 
+    data_parser = commands.add_parser(
+        "data", help="public data sets by name: list them, fetch one into the Keras cache"
+    )
+    data_parser.add_argument("action", choices=["fetch", "list"])
+    data_parser.add_argument("name", nargs="?", help="fetch: ml-100k, ml-1m, gowalla, ...")
+    data_parser.add_argument(
+        "--cache-dir", help="the cache's root (default: Keras's, ~/.keras or $KERAS_HOME)"
+    )
+    data_parser.set_defaults(handler=data_command)
+
     export_parser = commands.add_parser(
         "export", help="export a trained model as a SavedModel version for TF Serving"
     )
@@ -572,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.set = [*value, *args.set]
                 elif dest not in given:
                     setattr(args, dest, value)
+        if args.command == "data" and args.action == "fetch" and args.name is None:
+            raise UsageError("name the data set: keras-recae data fetch NAME (data list)")
         if args.command in ("train", "tune"):
             if args.model is None:
                 raise UsageError(

@@ -29,7 +29,9 @@ class DataSpec:
 
     Args:
         data: str. A ratings file or directory (a `train.txt`/`test.txt` directory is a
-            given split), or `"synthetic"` for the built-in data.
+            given split), a public data set's name (`ml-1m`, `gowalla`, ...: see
+            `keras_recae.data.fetch.DATASETS`; downloaded once), or `"synthetic"` for the
+            built-in data.
         test: str | None. The test file of a given split (e.g. `u1.test`). Defaults to None.
         format: str | None. `ml-100k`, `ml-1m`, `ml-20m`, `lightgcn`, `csv`, `tsv` or
             `parquet`; detected when None. Defaults to None.
@@ -129,6 +131,7 @@ def load_split(
         train part with the validation interactions put back (what `retrain` fits on);
         None where it equals `split.train`.
     """
+    from keras_recae.data.fetch import fetch, is_public_dataset
     from keras_recae.data.protocols import (
         given_full_train,
         split_given,
@@ -140,6 +143,9 @@ def load_split(
 
     if spec.data is None:
         raise ConfigError("--data is needed: a ratings file or directory, or 'synthetic'")
+    if is_public_dataset(spec.data):
+        # A public data set by name: downloaded once into the Keras cache, then read there.
+        spec = spec.updated(data=str(fetch(spec.data)))
     columns = {
         "user_col": spec.user_col or "user",
         "item_col": spec.item_col or "item",

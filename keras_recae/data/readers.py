@@ -119,10 +119,6 @@ def read_ratings(
     ```
     """
     file, format = _resolve(path, format)
-    if format == "lightgcn":
-        return _read_lightgcn(file)
-    if format in _LAYOUTS:
-        return _read_delimited(file, _LAYOUTS[format])
     columns = {
         "user_col": user_col,
         "item_col": item_col,
@@ -131,9 +127,32 @@ def read_ratings(
     }
     if format == "parquet":
         return _read_parquet(file, **columns)
-    if sep is None:
-        sep = "\t" if format == "tsv" else ","
-    return _read_text_table(file, sep, **columns)
+    try:
+        if format == "lightgcn":
+            return _read_lightgcn(file)
+        if format in _LAYOUTS:
+            return _read_delimited(file, _LAYOUTS[format])
+        if sep is None:
+            sep = "\t" if format == "tsv" else ","
+        return _read_text_table(file, sep, **columns)
+    except UnicodeDecodeError as error:
+        raise DataFormatError(_undecodable(file, error)) from None
+
+
+def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
+    """Names the first line of `path` that is not text in the error's encoding."""
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, start=1):
+            try:
+                line.decode(error.encoding)
+            except UnicodeDecodeError as line_error:
+                return (
+                    f"{path}, line {number}: expected {error.encoding} text, found the byte "
+                    f"{line[line_error.start : line_error.start + 1]!r} at column "
+                    f"{line_error.start + 1} (save the file as UTF-8, or use a format of "
+                    "another encoding)"
+                )
+    return f"{path}: expected {error.encoding} text ({error.reason})"
 
 
 def read_given(
@@ -307,9 +326,10 @@ def _read_delimited(path: Path, layout: _Delimited) -> pd.DataFrame:
     valid = (
         len(table) > 0
         and all(gap.isna().all() for gap in gaps)
-        and all(fields[i].dtype.kind in "iu" for i in (0, 1, 3))
+        # "u": pandas reads integers past int64's range as uint64; they do not fit.
+        and all(fields[i].dtype.kind == "i" for i in (0, 1, 3))
         and fields[2].dtype.kind in "iuf"
-        and not fields[2].isna().any()
+        and bool(np.isfinite(fields[2].to_numpy(np.float64)).all())
     )
     if not valid:
         _scan_delimited(path, layout)
@@ -330,7 +350,7 @@ def _scan_delimited(path: Path, layout: _Delimited) -> None:
     expected = (
         "an integer user id",
         "an integer item id",
-        "a numeric rating",
+        "a finite numeric rating",
         "an integer timestamp",
     )
     seen_data = False
@@ -367,10 +387,15 @@ def _read_lightgcn(path: Path) -> pd.DataFrame:
                 items.extend(fields[1:])
     if not users:
         raise DataFormatError(f"{path}: the file is empty.")
+    if not items:
+        raise DataFormatError(
+            f"{path}: no (user, item) pair: every line holds a user id and no item "
+            "(expected `user item item ...`)."
+        )
     try:
         user_ids = np.array(users).astype(np.int64)
         item_ids = np.array(items, dtype=str).astype(np.int64)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         _scan_lightgcn(path)
         raise DataFormatError(f"{path}: could not parse as lightgcn: {error}") from None
     return pd.DataFrame(
@@ -403,25 +428,34 @@ def _read_text_table(
         header = list(pd.read_csv(path, nrows=0, **options).columns)
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{path}: the file is empty.") from None
-    except UnicodeDecodeError as error:
-        raise DataFormatError(f"{path}: expected UTF-8 text ({error}).") from None
+    except UnicodeDecodeError:
+        raise  # read_ratings names the line
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DataFormatError(f"{path}, line 1: could not read the header line: {error}") from None
     names = _pick_columns(path, header, user_col, item_col, rating_col, timestamp_col)
+    # Every column is read, and one spare: a line with a field too many fills it (pandas
+    # would otherwise drop the extra field of some lines without a word).
+    spare = "\x00spare"
+    layout = {"header": None, "skiprows": 1, "names": [*header, spare], "index_col": False}
     try:
-        # Every column is read (not `usecols`) so that a line with a field too many fails.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, index_col=False, **options)
-    except UnicodeDecodeError as error:
-        raise DataFormatError(f"{path}: expected UTF-8 text ({error}).") from None
+            table = pd.read_csv(path, **layout, **options)
+    except UnicodeDecodeError:
+        raise  # read_ratings names the line
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
         _scan_text_table(path, sep, header, names)
         raise DataFormatError(f"{path}: could not parse as a table: {error}") from None
+    if table[spare].notna().any():
+        _scan_text_table(path, sep, header, names)
+        raise DataFormatError(f"{path}: a line has more fields than the header line.")
+    table = table.drop(columns=spare)
     if table.empty:
         raise DataFormatError(f"{path}: no rows after the header line.")
     for field in ("user", "item"):
         if table[names[field]].dtype.kind == "f":
             # Ids the parser took for floats: read them again as text to keep them verbatim.
-            again = pd.read_csv(path, usecols=[names[field]], dtype=str, **options)
+            again = pd.read_csv(path, dtype=str, **layout, **options)
             table[names[field]] = again[names[field]]
     try:
         return _finish_table(table, names)
@@ -460,7 +494,7 @@ def _scan_text_table(path: Path, sep: str, header: list, names: dict) -> None:
                     )
                 if field == "rating" and not _is_number(value):
                     raise DataFormatError(
-                        f"{path}, line {number}: expected a numeric rating in column "
+                        f"{path}, line {number}: expected a finite numeric rating in column "
                         f"{header[position]!r}, found {value!r}: {shown!r}"
                     )
                 if field == "timestamp" and not _is_int(value):
@@ -510,11 +544,11 @@ def _finish_table(table: pd.DataFrame, names: dict) -> pd.DataFrame:
     if "rating" in names:
         column = table[names["rating"]]
         ratings = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-        bad = np.isnan(ratings)
+        bad = ~np.isfinite(ratings)
         if bad.any():
             row = int(np.argmax(bad))
             raise _BadColumn(
-                f"expected numeric ratings in column {names['rating']!r}, found "
+                f"expected finite numeric ratings in column {names['rating']!r}, found "
                 f"{column.iloc[row]!r}",
                 row,
             )
@@ -574,16 +608,21 @@ def _pick(path, header, field, given, guess, aliases, required=True) -> str | No
     )
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _is_int(text: str) -> bool:
+    """An integer that fits int64 (ids and timestamps are kept as int64)."""
     try:
-        int(text)
+        value = int(text)
     except ValueError:
         return False
-    return True
+    return _INT64.min <= value <= _INT64.max
 
 
 def _is_number(text: str) -> bool:
+    """A finite number: NaN and infinite ratings are refused."""
     try:
-        return not np.isnan(float(text))
+        return bool(np.isfinite(float(text)))
     except ValueError:
         return False

@@ -230,7 +230,7 @@ def test_ml100k_non_integer_id(tmp_path):
 
 def test_ml100k_non_numeric_rating(tmp_path):
     path = write(tmp_path / "u.data", ML100K_LINES + ["1\t2\tfive\t7"])
-    with pytest.raises(DataFormatError, match=error_at(path, 4, "a numeric rating, found 'five'")):
+    with pytest.raises(DataFormatError, match=error_at(path, 4, "a finite numeric rating, found 'five'")):
         read_ratings(path)
 
 
@@ -264,7 +264,7 @@ def test_csv_unknown_column_lists_the_columns(tmp_path):
 
 def test_csv_non_numeric_rating(tmp_path):
     path = write(tmp_path / "data.csv", ["user,item,rating", "1,2,4", "1,3,4", "2,3,good"])
-    with pytest.raises(DataFormatError, match=error_at(path, 4, "a numeric rating in column")):
+    with pytest.raises(DataFormatError, match=error_at(path, 4, "a finite numeric rating in column")):
         read_ratings(path)
 
 
@@ -280,7 +280,7 @@ def test_csv_wrong_field_count(tmp_path, line):
 
 def test_csv_not_utf8(tmp_path):
     path = write(tmp_path / "data.csv", ["user,item", "\xe9,3"], encoding="latin-1")
-    with pytest.raises(DataFormatError, match=re.escape(f"{path}: expected UTF-8 text")):
+    with pytest.raises(DataFormatError, match=error_at(path, 2, "utf-8 text, found the byte")):
         read_ratings(path)
 
 
@@ -293,7 +293,7 @@ def test_csv_missing_id(tmp_path):
 def test_parquet_non_numeric_rating_names_the_row(tmp_path):
     path = tmp_path / "data.parquet"
     pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": ["4", "bad"]}).to_parquet(path)
-    with pytest.raises(DataFormatError, match=re.escape(f"{path}, row 2: expected numeric")):
+    with pytest.raises(DataFormatError, match=re.escape(f"{path}, row 2: expected finite numeric")):
         read_ratings(path)
 
 
@@ -345,3 +345,47 @@ def test_ml100k_u1_base():
     assert len(frame) == 80_000
     assert frame["rating"].between(1, 5).all()
     assert frame.iloc[0].tolist() == [1, 1, 5.0, 874965758]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        (
+            "u.data",
+            "1\t2\t3\t4\n1\t3\tinf\t5\n",
+            "line 2: expected a finite numeric rating, found 'inf'",
+        ),
+        ("u.data", "1\t2\tnan\t4\n", "line 1: expected a finite numeric rating, found 'nan'"),
+        ("u.data", "99999999999999999999\t2\t3\t4\n", "line 1: expected an integer user id"),
+        (
+            "r.csv",
+            "user,item,rating\n1,2,-inf\n",
+            "expected a finite numeric rating in column 'rating'",
+        ),
+        (
+            "train.txt",
+            "0 1 2\n1 99999999999999999999\n",
+            "line 2: expected space-separated integers",
+        ),
+        ("train.txt", "0\n1\n", "no (user, item) pair"),
+    ],
+)
+def test_values_no_model_can_use_are_refused_with_the_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    format = {"u.data": "ml-100k", "r.csv": "csv", "train.txt": "lightgcn"}[name]
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        read_ratings(path, format)
+
+
+@pytest.mark.parametrize("name, format", [("train.txt", "lightgcn"), ("r.csv", "csv")])
+def test_bytes_that_are_not_utf8_are_named_by_line_and_column(tmp_path, name, format):
+    path = tmp_path / name
+    path.write_bytes(
+        b"user,item,rating\n1,2,3\n1,\xff3,4\n" if format == "csv" else b"0 1\n1 \xff2\n"
+    )
+    line = 3 if format == "csv" else 2
+    with pytest.raises(
+        DataFormatError, match=rf"line {line}: expected utf-8 text, found the byte b'\\xff'"
+    ):
+        read_ratings(path, format)

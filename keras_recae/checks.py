@@ -38,8 +38,15 @@ def check_non_negative_int(name: str, value) -> int:
     return int(value)
 
 
+def _check_real(name: str, value) -> None:
+    """A real number (not a string or a boolean), before any comparison."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` should be a number. Received: {name}={value!r}")
+
+
 def check_rate(name: str, value: float) -> float:
     """A probability in [0, 1)."""
+    _check_real(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"`{name}` should be in [0, 1). Received: {name}={value}")
     return float(value)
@@ -47,6 +54,7 @@ def check_rate(name: str, value: float) -> float:
 
 def check_unit_interval(name: str, value: float) -> float:
     """A number in [0, 1]."""
+    _check_real(name, value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"`{name}` should be in [0, 1]. Received: {name}={value}")
     return float(value)
@@ -54,6 +62,7 @@ def check_unit_interval(name: str, value: float) -> float:
 
 def check_non_negative(name: str, value: float) -> float:
     """A number >= 0."""
+    _check_real(name, value)
     if value < 0:
         raise ValueError(f"`{name}` should be >= 0. Received: {name}={value}")
     return float(value)
@@ -61,6 +70,7 @@ def check_non_negative(name: str, value: float) -> float:
 
 def check_positive(name: str, value: float) -> float:
     """A number > 0."""
+    _check_real(name, value)
     if value <= 0:
         raise ValueError(f"`{name}` should be > 0. Received: {name}={value}")
     return float(value)

@@ -303,20 +303,24 @@ def _metric_names(text: str) -> tuple:
 
 
 _batch_size = _checked(int, lambda value: value >= 0, "a whole number >= 0")
+_count = _checked(int, lambda value: value >= 1, "a whole number >= 1")
+_positive = _checked(float, lambda value: 0 < value < float("inf"), "a number > 0")
+_fraction = _checked(float, lambda value: 0.0 <= value < 1.0, "a share in [0, 1)")
+_level = _checked(float, lambda value: 0.0 < value < 1.0, "a level in (0, 1)")
 _decay = _checked(float, lambda value: 0.0 < value <= 1.0, "a factor in (0, 1]")
 # The data flags of `train`, `tune` and `evaluate`: the fields of `DataSpec`.
 DATA_FLAGS = {
     "--test": (str, "the test file of a given split (e.g. u1.test)"),
     "--format": (str, "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)"),
-    "--heldout-users": (int, "strong: validation users, and test users"),
+    "--heldout-users": (_count, "strong: validation users, and test users"),
     "--threshold": (float, "implicit models keep ratings above it (default 3.5)"),
     "--validation-fraction": (
-        float,
+        _fraction,
         "given/random/temporal: train share held out for model selection (temporal: the "
         "latest; leave-last-out: 0 turns its validation off)",
     ),
     "--time-cut": (str, "temporal: share of the interactions before the cut (0.8) or a date"),
-    "--last-n": (int, "leave-last-out: each user's last N interactions are the test targets"),
+    "--last-n": (_count, "leave-last-out: each user's last N interactions are the test targets"),
     "--user-col": (str, "table formats: the user column"),
     "--item-col": (str, "table formats: the item column"),
     "--rating-col": (str, "table formats: the rating column"),
@@ -344,7 +348,7 @@ def add_data_arguments(parser, required: bool) -> None:
         "pass); "
         "train: 0 trains on full batches, all rows at once (evaluation goes 500 at a time)",
     )
-    parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
+    parser.add_argument("--threads", type=_count, help="CPU threads for TensorFlow and BLAS")
 
 
 def add_fit_arguments(parser) -> None:
@@ -355,8 +359,8 @@ def add_fit_arguments(parser) -> None:
         help='a TOML file of the same keys as the flags (data = "...", epochs = 50, '
         "[set] for --set), or a run directory's run.json; flags given here win",
     )
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the model's)")
+    parser.add_argument("--epochs", type=_count, default=200)
+    parser.add_argument("--lr", type=_positive, help="Adam learning rate (default: the model's)")
     parser.add_argument(
         "--lr-decay",
         type=_decay,
@@ -367,8 +371,8 @@ def add_fit_arguments(parser) -> None:
         "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"
     )
     parser.add_argument("--monitor", default="ndcg@100", help="metric choosing the epoch")
-    parser.add_argument("--eval-every", type=int, default=1)
-    parser.add_argument("--patience", type=int, help="evaluations without improvement")
+    parser.add_argument("--eval-every", type=_count, default=1)
+    parser.add_argument("--patience", type=_count, help="evaluations without improvement")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument(
         "--tensorboard",
@@ -426,8 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_arguments(tune_parser, required=True)
     add_fit_arguments(tune_parser)
-    tune_parser.add_argument("--trials", type=int, default=20, help="the study's total")
-    tune_parser.add_argument("--timeout", type=float, help="start no trial after S seconds")
+    tune_parser.add_argument("--trials", type=_count, default=20, help="the study's total")
+    tune_parser.add_argument("--timeout", type=_positive, help="start no trial after S seconds")
     tune_parser.add_argument("--study", metavar="DIR", help="default studies/MODEL")
     tune_parser.add_argument(
         "--space", action="append", metavar="NAME=LOW:HIGH[:log]|A,B,C", help="a dimension"
@@ -435,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("--pruner", choices=PRUNERS, default="median")
     tune_parser.add_argument("--storage", help="an Optuna storage URL shared by machines")
     tune_parser.add_argument("--study-name", help="the study's name (default MODEL)")
-    tune_parser.add_argument("--workers", type=int, default=1, help="trial processes")
+    tune_parser.add_argument("--workers", type=_count, default=1, help="trial processes")
     tune_parser.add_argument("--no-figures", action="store_true", help="no PNG figures")
     tune_parser.set_defaults(handler=tune)
 
@@ -454,10 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--part", choices=["test", "validation"], default="test", help="which users"
     )
     compare_parser.add_argument(
-        "--resamples", type=int, default=10_000, help="bootstrap resamples of the users"
+        "--resamples", type=_count, default=10_000, help="bootstrap resamples of the users"
     )
     compare_parser.add_argument(
-        "--confidence", type=float, default=0.95, help="level of the bootstrap interval"
+        "--confidence", type=_level, default=0.95, help="level of the bootstrap interval"
     )
     compare_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     compare_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -474,14 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric", help="the figures' metric, e.g. ndcg@20 (default: the first of the runs)"
     )
     report_parser.add_argument(
-        "--max-k", type=int, default=100, help="the test figure's largest cutoff k"
+        "--max-k", type=_count, default=100, help="the test figure's largest cutoff k"
     )
     report_parser.add_argument(
         "--no-at-k",
         action="store_true",
         help="no test figure over k (it loads each run's model and data and scores them)",
     )
-    report_parser.add_argument("--threads", type=int, help="CPU threads while scoring")
+    report_parser.add_argument("--threads", type=_count, help="CPU threads while scoring")
     report_parser.set_defaults(handler=report)
 
     data_parser = commands.add_parser(
@@ -505,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", type=int, help="the version number (default: the next free one)"
     )
     export_parser.add_argument(
-        "--k", type=int, default=100, help="items per recommendation (default 100)"
+        "--k", type=_count, default=100, help="items per recommendation (default 100)"
     )
     export_parser.add_argument(
         "--model-name",
@@ -547,15 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     refine_parser.add_argument(
         "--model", default="ae", help="ae, dae or vae (autoencoder, denoising, variational)"
     )
-    refine_parser.add_argument("--dim", type=int, default=64, help="refined dimension")
+    refine_parser.add_argument("--dim", type=_count, default=64, help="refined dimension")
     refine_parser.add_argument(
         "--out", required=True, help="the refined vectors, in the input's format"
     )
     refine_parser.add_argument("--format", help="the input's format (default: detected)")
     refine_parser.add_argument("--ids", help=".npy input: its id list (default NAME.ids.txt)")
-    refine_parser.add_argument("--epochs", type=int, default=30)
+    refine_parser.add_argument("--epochs", type=_count, default=30)
     refine_parser.add_argument("--batch-size", type=int, default=256)
-    refine_parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    refine_parser.add_argument("--lr", type=_positive, default=1e-3, help="Adam learning rate")
     refine_parser.add_argument(
         "--set", action="append", metavar="NAME=VALUE", help="a constructor argument"
     )
@@ -563,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", help="also keep the model here (model.keras, run.json) for `export`"
     )
     refine_parser.add_argument("--seed", type=int, default=0)
-    refine_parser.add_argument("--threads", type=int, help="CPU threads for TensorFlow and BLAS")
+    refine_parser.add_argument("--threads", type=_count, help="CPU threads for TensorFlow and BLAS")
     refine_parser.set_defaults(handler=refine)
     for command in commands.choices.values():
         # Read from sys.argv before TensorFlow loads (keras_recae._startup). Not `verbose`:

@@ -85,7 +85,12 @@ def load_run_model(run_dir):
     path = run_dir / MODEL_FILE if run_dir.is_dir() else run_dir
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {MODEL_FILE} here; pass a run directory of `train`")
-    return keras.saving.load_model(path)
+    try:
+        # Keras's safe mode (its default, stated): a file that would run code of its own, a
+        # Lambda layer's bytecode, is refused.
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        raise ConfigError(f"{path}: cannot be loaded as a keras-recae model: {error}") from None
 
 
 @dataclasses.dataclass

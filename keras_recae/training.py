@@ -193,6 +193,7 @@ def train(
         ConfigError: a setting that cannot work, before training starts.
         TrainingDiverged: the loss became NaN; no model is written.
     """
+    _check_run(config)
     configure_threads(config.threads)
     config = with_model_defaults(config)
     # Before anything else runs on TensorFlow: the strategy may split the CPU.
@@ -515,6 +516,59 @@ def run_flags(config: RunConfig) -> dict:
     flags = {name: getattr(config, name) for name in RUN_FLAGS}
     flags["metrics"] = list(flags["metrics"] or DEFAULT_METRICS)
     return flags
+
+
+def _check_run(config: RunConfig) -> None:
+    """The run's numbers, checked before anything is read or written."""
+    import numbers
+
+    def whole(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    checks = [
+        ("--epochs", config.epochs, whole(config.epochs) and config.epochs >= 1, ">= 1"),
+        (
+            "--eval-every",
+            config.eval_every,
+            whole(config.eval_every) and config.eval_every >= 1,
+            ">= 1",
+        ),
+        (
+            "--patience",
+            config.patience,
+            config.patience is None or (whole(config.patience) and config.patience >= 1),
+            ">= 1 or None",
+        ),
+        (
+            "--threads",
+            config.threads,
+            config.threads is None or (whole(config.threads) and config.threads >= 1),
+            ">= 1 or None",
+        ),
+        (
+            "--batch-size",
+            config.batch_size,
+            config.batch_size is None or (whole(config.batch_size) and config.batch_size >= 0),
+            ">= 0 or None",
+        ),
+        (
+            "--lr",
+            config.lr,
+            config.lr is None
+            or (isinstance(config.lr, numbers.Real) and 0 < config.lr < float("inf")),
+            "> 0 or None",
+        ),
+        (
+            "--lr-decay",
+            config.lr_decay,
+            config.lr_decay is None
+            or (isinstance(config.lr_decay, numbers.Real) and 0 < config.lr_decay <= 1),
+            "in (0, 1] or None",
+        ),
+    ]
+    for flag, value, valid, expected in checks:
+        if not valid:
+            raise ConfigError(f"{flag} should be {expected}. Received: {value!r}")
 
 
 def _users_file(config: RunConfig, out: Path, part: str) -> Path | None:

@@ -71,6 +71,25 @@ from keras_recae.training import RunConfig, selection_monitor, train, with_model
 
 STUDY_FILE = "study.journal"
 BEST_FILE = "best.json"
+# What `write_best` puts in best.json.
+BEST_KEYS = frozenset(
+    {
+        "model",
+        "study",
+        "trial",
+        "monitor",
+        "direction",
+        "value",
+        "best_epoch",
+        "epochs_run",
+        "settings",
+        "run",
+        "selection",
+        "data",
+        "trials",
+        "train_seconds",
+    }
+)
 TRIALS_FILE = "trials.csv"
 TRIALS_DIR = "trials"
 PRUNERS = ("median", "hyperband", "none")
@@ -859,7 +878,34 @@ def read_best(path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; pass a study's best.json")
     content = read_json(path)
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a study's best.json, a JSON object")
     for key in ("model", "settings", "run"):
         if key not in content:
             raise ConfigError(f"{path}: expected a study's best.json, with {key!r}")
+    unknown = sorted(set(content) - BEST_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; a study's best.json holds "
+            f"{', '.join(sorted(BEST_KEYS))}"
+        )
+    for key in ("settings", "run"):
+        if not isinstance(content[key], dict):
+            raise ConfigError(f"{path}: {key!r} should be an object of names and values")
+    for name, value in content["run"].items():
+        if name not in RUN_PARAMETERS:
+            raise ConfigError(
+                f"{path}: run.{name} is not a run parameter ({', '.join(RUN_PARAMETERS)})"
+            )
+        kind = RUN_PARAMETERS[name]
+        valid = value is None or (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and (kind is float or float(value).is_integer())
+        )
+        if not valid:
+            raise ConfigError(
+                f"{path}: run.{name} should be a number ({kind.__name__}) or null. "
+                f"Received: {value!r}"
+            )
     return content

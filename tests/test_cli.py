@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from keras_recae import cli, runs, training
+from keras_recae.errors import ConfigError
 from keras_recae.models import EASE, MultDAE, MultVAE, registry
 
 TINY_VAE = ["--set", "hidden_dims=[32,8]", "--batch-size", "100"]
@@ -539,3 +540,45 @@ def test_a_misspelt_metric_is_a_usage_error_before_anything_runs(tmp_path, capsy
     error = capsys.readouterr().err
     assert "argument --metrics: Unknown metric 'mmr@20'" in error and "Traceback" not in error
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-1"], "argument --lr: expected a number > 0"),
+        (["--epochs", "0"], "argument --epochs: expected a whole number >= 1"),
+        (["--patience", "0"], "argument --patience: expected a whole number >= 1"),
+        (["--threads", "-2"], "argument --threads: expected a whole number >= 1"),
+        (["--heldout-users", "-5"], "argument --heldout-users: expected a whole number >= 1"),
+        (["--validation-fraction", "2"], "argument --validation-fraction: expected a share"),
+        (
+            ["--set", "dropout=high"],
+            "--set: `dropout` should be a number. Received: dropout='high'",
+        ),
+    ],
+)
+def test_wrong_numbers_are_usage_errors_naming_the_flag(tmp_path, capsys, flags, message):
+    argv = ["train", "mult-dae", "--data", "synthetic", *flags, "--out", str(tmp_path / "run")]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_file_that_would_run_code_is_refused(tmp_path, capsys):
+    """Keras's safe mode: a `.keras` file with a Lambda layer's bytecode does not load."""
+    inputs = keras.Input(shape=(3,))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    run_dir = tmp_path / "downloaded"
+    run_dir.mkdir()
+    keras.Model(inputs, outputs).save(run_dir / "model.keras")
+    with pytest.raises(ConfigError, match="cannot be loaded as a keras-recae model: .*safe_mode"):
+        runs.load_run_model(run_dir)
+    assert cli.main(["export", str(run_dir), "--to", str(tmp_path / "export")]) == 2
+    assert "safe_mode" in capsys.readouterr().err
+    (run_dir / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="cannot be loaded as a keras-recae model"):
+        runs.load_run_model(run_dir)

@@ -88,11 +88,22 @@ def test_config_errors_name_the_setting_and_write_nothing(tmp_path):
         train(RunConfig("mult-vae", DataSpec("synthetic"), {"dropuot": 0.1}, out=str(out)))
     with pytest.raises(ConfigError, match="--precision should be one of"):
         train(RunConfig("mult-vae", DataSpec("synthetic"), precision="half", out=str(out)))
+    for field, value, flag in [
+        ("epochs", 0, "--epochs"),
+        ("lr", -1.0, "--lr"),
+        ("patience", 0, "--patience"),
+        ("threads", 1.5, "--threads"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{flag} should be"):
+            train(RunConfig("mult-vae", DataSpec("synthetic"), out=str(out), **{field: value}))
     with pytest.raises(ConfigError, match="--metrics / --monitor: Unknown metric 'ndgc@20'"):
         train(RunConfig("mult-vae", DataSpec("synthetic"), metrics=("ndgc@20",), out=str(out)))
     with pytest.raises(ConfigError, match="--metrics / --monitor: Unknown metric 'nd@5'"):
         train(RunConfig("mult-vae", DataSpec("synthetic"), monitor="val_nd@5", out=str(out)))
-    with pytest.raises(ConfigError, match="--protocol should be one of given, strong, random, temporal, leave-last-out"):
+    with pytest.raises(
+        ConfigError,
+        match="--protocol should be one of given, strong, random, temporal, leave-last-out",
+    ):
         DataSpec("synthetic", protocol="leave-one-out")
     assert not out.exists()
 

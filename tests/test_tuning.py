@@ -349,6 +349,24 @@ def test_the_epoch_count_of_a_study_applies_to_its_own_data_only(tmp_path):
     assert (winner.epochs, winner.select, winner.lr) == (200, True, 0.1)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"foo": 1}, "unknown key 'foo'; a study's best.json holds"),
+        ({"run": {"lr": "fast"}}, "run.lr should be a number (float) or null. Received: 'fast'"),
+        ({"run": {"lrr": 0.1}}, "run.lrr is not a run parameter"),
+        ({"run": {"batch_size": 2.5}}, "run.batch_size should be a number (int)"),
+        ({"settings": [1]}, "'settings' should be an object"),
+    ],
+)
+def test_a_best_json_with_unexpected_keys_or_types_is_refused(tmp_path, change, message):
+    best = {"model": "mult-dae", "settings": {"dropout": 0.3}, "run": {"lr": 0.005}, **change}
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps(best))
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {message}")):
+        tuning.with_best(RunConfig("mult-dae", DataSpec("synthetic")), path)
+
+
 def test_closed_form_trials_fit_in_processes_of_their_own(tmp_path, monkeypatch):
     # TensorFlow's CPU allocator keeps freed memory for its process: EASE's
     # n_items x n_items weights fitted in the study's process would stay taken there.

@@ -230,7 +230,9 @@ def test_ml100k_non_integer_id(tmp_path):
 
 def test_ml100k_non_numeric_rating(tmp_path):
     path = write(tmp_path / "u.data", ML100K_LINES + ["1\t2\tfive\t7"])
-    with pytest.raises(DataFormatError, match=error_at(path, 4, "a finite numeric rating, found 'five'")):
+    with pytest.raises(
+        DataFormatError, match=error_at(path, 4, "a finite numeric rating, found 'five'")
+    ):
         read_ratings(path)
 
 
@@ -264,7 +266,9 @@ def test_csv_unknown_column_lists_the_columns(tmp_path):
 
 def test_csv_non_numeric_rating(tmp_path):
     path = write(tmp_path / "data.csv", ["user,item,rating", "1,2,4", "1,3,4", "2,3,good"])
-    with pytest.raises(DataFormatError, match=error_at(path, 4, "a finite numeric rating in column")):
+    with pytest.raises(
+        DataFormatError, match=error_at(path, 4, "a finite numeric rating in column")
+    ):
         read_ratings(path)
 
 

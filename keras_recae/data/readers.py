@@ -313,6 +313,10 @@ def _read_delimited(path: Path, layout: _Delimited) -> pd.DataFrame:
                 engine="c",
                 quoting=csv.QUOTE_NONE,
                 encoding=layout.encoding,
+                # Only empty fields are missing: "nan" or "NA" in a field is text, so a
+                # line's spare field or a rating spelled "nan" is caught, not taken for a gap.
+                keep_default_na=False,
+                na_values=[""],
             )
     except pd.errors.EmptyDataError:
         raise DataFormatError(f"{path}: the file is empty.") from None
@@ -436,7 +440,15 @@ def _read_text_table(
     # Every column is read, and one spare: a line with a field too many fills it (pandas
     # would otherwise drop the extra field of some lines without a word).
     spare = "\x00spare"
-    layout = {"header": None, "skiprows": 1, "names": [*header, spare], "index_col": False}
+    layout = {
+        "header": None,
+        "skiprows": 1,
+        "names": [*header, spare],
+        "index_col": False,
+        # Only empty fields are missing ("nan" and "NA" are text: an id, or a bad rating).
+        "keep_default_na": False,
+        "na_values": [""],
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)

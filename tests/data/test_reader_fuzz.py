@@ -67,6 +67,8 @@ def reference_ml100k(lines):
         if not line.strip():
             continue
         fields = line.split("\t")
+        if len(fields) == 5 and fields[4] == "":
+            fields = fields[:4]  # one trailing tab is accepted
         if len(fields) != 4:
             return None
         user, item, timestamp = _int64(fields[0]), _int64(fields[1]), _int64(fields[3])

@@ -18,7 +18,7 @@ from keras_recae.evaluation import DEFAULT_METRICS, evaluate_ranking, evaluate_r
 from keras_recae.keras_overrides import resume_fit_at
 from keras_recae.metrics import parse_metric_names
 from keras_recae.models.recommender import Recommender
-from keras_recae.runs import write_json_atomic
+from keras_recae.runs import ensure_room, write_json_atomic
 
 
 class _ModelSelection(keras.callbacks.Callback):
@@ -516,6 +516,12 @@ class RunBackup(keras.callbacks.Callback):
         partial = final + ".partial"
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
+        # HDF5 can crash the process on a write refused for lack of room: ask for the room
+        # first, so that a full disk is an OSError here.
+        variables = [*self.model.weights, *self.model.optimizer.variables]
+        ensure_room(
+            partial, sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+        )
         self.model.save_weights(os.path.join(partial, self.WEIGHTS))
         save_random_states(self.model, os.path.join(partial, self.RANDOM_STATE))
         previous = self._epoch_dir(epoch)

@@ -613,6 +613,24 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataFormatError, FileNotFoundError) as error:
         print(f"keras-recae {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        from keras_recae.runs import out_of_space
+
+        if not out_of_space(error):
+            raise
+        # Every file is written by temporary file and rename: what was there is intact.
+        print(
+            f"keras-recae {args.command}: error: no room to write (a full disk, a quota or a "
+            f"file-size limit): {_first_line(error)}. Files written before are intact; free "
+            "some space and run the same command again.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def _subparser(parser, command: str) -> argparse.ArgumentParser:

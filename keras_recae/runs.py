@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import os
 import resource
@@ -65,8 +66,12 @@ def read_json(path) -> dict:
 
 def save_model_atomic(model, path) -> None:
     """Saves a `.keras` file next to `path`, then renames it into place."""
+    import numpy as np
+
     path = Path(path)
     temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp.keras"))
+    weights = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    ensure_room(path.parent, weights)
     try:
         model.save(temporary)
         os.replace(temporary, path)
@@ -90,7 +95,54 @@ def load_run_model(run_dir):
         # Lambda layer's bytecode, is refused.
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError, OSError, KeyError) as error:
+        if out_of_space(error):
+            raise  # not the file's fault: the command line reports it as such
         raise ConfigError(f"{path}: cannot be loaded as a keras-recae model: {error}") from None
+
+
+def ensure_room(directory, nbytes: int, margin: float = 1.1) -> None:
+    """Reserves `nbytes` (times `margin`, plus 64 KiB of headers) in `directory`, then gives
+    them back.
+
+    Raises the OSError of a full disk (ENOSPC), a quota or a file-size limit (EFBIG) before
+    a writer that cannot fail cleanly, HDF5's, meets it. `posix_fallocate` where the file
+    system has it; elsewhere nothing is checked.
+    """
+    size = int(nbytes * margin) + (64 << 10)
+    path = os.path.join(directory, f".room.{os.getpid()}")
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(descriptor, 0, size)
+            except OSError as error:
+                if error.errno not in _NO_ROOM_ERRNOS:
+                    return  # a file system without fallocate (EOPNOTSUPP): unchecked
+                raise OSError(
+                    error.errno, f"{os.strerror(error.errno)}: {size} bytes for {directory}"
+                ) from None
+    finally:
+        os.close(descriptor)
+        os.remove(path)
+
+
+# What a full disk, a quota or a file-size limit makes a write fail with (errno or, from
+# TensorFlow's and HDF5's own writers, the message).
+_NO_ROOM_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_NO_ROOM_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether an error, or one it was raised from, is a write refused for lack of room."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_ROOM_ERRNOS:
+            return True
+        if any(text in str(error) for text in _NO_ROOM_TEXTS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @dataclasses.dataclass

@@ -139,13 +139,37 @@ def save_version(base_dir, version: int | None, write) -> Path:
     version = check_version(base_dir, version)
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version or 'next'}-", dir=base))
+    remove_stale_temporaries(base)
+    # Named after the writing process, so that a later export can tell a killed one's.
+    prefix = f".tmp-{version or 'next'}-{os.getpid()}-"
+    temporary = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     try:
         write(temporary)
         return _rename_into_place(temporary, base, version)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def remove_stale_temporaries(base: Path) -> list[Path]:
+    """Removes the temporary directories of exports whose process is gone (killed).
+
+    Only directories named `.tmp-<version>-<pid>-...` by a process of this machine that no
+    longer runs are removed; those of a running export are left to it.
+    """
+    removed = []
+    for path in base.glob(".tmp-*-*-*"):
+        parts = path.name.split("-")
+        if len(parts) < 4 or not parts[2].isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except PermissionError:
+            pass  # a running process of another user
+    return removed
 
 
 def _rename_into_place(temporary: Path, base: Path, version: int | None) -> Path:

@@ -333,7 +333,7 @@ def _read_delimited(path: Path, layout: _Delimited) -> pd.DataFrame:
         # "u": pandas reads integers past int64's range as uint64; they do not fit.
         and all(fields[i].dtype.kind == "i" for i in (0, 1, 3))
         and fields[2].dtype.kind in "iuf"
-        and bool(np.isfinite(fields[2].to_numpy(np.float64)).all())
+        and bool(np.isfinite(_as_float32(fields[2].to_numpy(np.float64))).all())
     )
     if not valid:
         _scan_delimited(path, layout)
@@ -555,7 +555,7 @@ def _finish_table(table: pd.DataFrame, names: dict) -> pd.DataFrame:
         frame[field] = parse_ids(column.to_numpy())
     if "rating" in names:
         column = table[names["rating"]]
-        ratings = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        ratings = _as_float32(pd.to_numeric(column, errors="coerce").to_numpy(np.float64))
         bad = ~np.isfinite(ratings)
         if bad.any():
             row = int(np.argmax(bad))
@@ -633,8 +633,16 @@ def _is_int(text: str) -> bool:
 
 
 def _is_number(text: str) -> bool:
-    """A finite number: NaN and infinite ratings are refused."""
+    """A finite number in float32 (ratings are kept as float32): NaN, infinite and
+    out-of-range ratings are refused."""
     try:
-        return bool(np.isfinite(float(text)))
+        value = float(text)
     except ValueError:
         return False
+    return bool(np.isfinite(_as_float32(np.array([value]))).all())
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """float32 values; past float32's range they become infinite (and are then refused)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(np.float32)

@@ -9,6 +9,7 @@ from keras_recae.data.ids import as_strings, integer_ids
 from keras_recae.serving.signature_module import (
     SignatureModule,
     check_rank,
+    check_size,
     concrete_function,
 )
 from keras_recae.serving.signatures import REFINE, SERVING_DEFAULT, SIMILAR_ITEMS
@@ -59,10 +60,11 @@ class RefinerModule(SignatureModule):
 
     def refine(self, vectors):
         vectors = tf.ensure_shape(vectors, [None, self.input_dim], name="check_shape_of_vectors")
+        vectors = check_size(vectors, "vectors")
         return {"refined": tf.cast(self.model.encode(vectors), tf.float32)}
 
     def similar_items(self, item_ids):
-        item_ids = check_rank(item_ids, 2)
+        item_ids = check_size(check_rank(item_ids, 2), "item_ids")
         _, linear = self.known_items(item_ids)
         unique, _ = tf.unique(linear, out_idx=tf.int64)
         rows, items = unique // self.n_items, unique % self.n_items

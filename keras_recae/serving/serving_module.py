@@ -10,6 +10,7 @@ from keras_recae.serving.signature_module import (
     SignatureModule,
     after_check,
     check_rank,
+    check_size,
     concrete_function,
     lookup_table,
     vocabulary_of,
@@ -75,7 +76,7 @@ class ServingModule(SignatureModule):
 
     def history(self, item_ids, ratings=None) -> tf.SparseTensor:
         """The [batch, n_items] sparse input of the model for raw-id histories."""
-        item_ids = check_rank(item_ids, 2)
+        item_ids = check_size(check_rank(item_ids, 2), "item_ids")
         if ratings is not None:
             ratings = check_rank(ratings, 2)
         positions, linear = self.known_items(item_ids)
@@ -111,7 +112,7 @@ class ServingModule(SignatureModule):
         return tf.cast(self.model(inputs, training=False), tf.float32)
 
     def candidate_scores(self, scores, candidate_ids, item_ids):
-        candidate_ids = check_rank(candidate_ids, 2)
+        candidate_ids = check_size(check_rank(candidate_ids, 2), "candidate_ids")
         candidate_ids = after_check(
             candidate_ids,
             tf.shape(candidate_ids)[0],

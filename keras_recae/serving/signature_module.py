@@ -8,6 +8,37 @@ import tensorflow as tf
 from keras_recae.data.ids import is_integer_kind, padding_of, vocabulary
 from keras_recae.serving.signatures import MISSING_SCORE
 
+# The largest request a signature takes: rows (users) a request, and ids a row (a history
+# or a candidate list). Past them a request fails with INVALID_ARGUMENT and a message, so no
+# request makes the server allocate without bound: a request's scores take about
+# rows x n_items x 4 bytes. TF Serving's `max_batch_size` (export/batching_parameters.txt)
+# stays under MAX_ROWS.
+MAX_ROWS = 1024
+MAX_IDS = 100_000
+
+
+def check_size(tensor, what: str):
+    """`tensor` [rows, ...], readable once its rows (and ids a row, for rank 2) are checked
+    against `MAX_ROWS` and `MAX_IDS`."""
+    shape = tf.shape(tensor, out_type=tf.int64)
+    checks = [
+        tf.debugging.assert_less_equal(
+            shape[0],
+            tf.constant(MAX_ROWS, tf.int64),
+            message=f"`{what}`: at most {MAX_ROWS} rows a request",
+        )
+    ]
+    if tensor.shape.rank == 2:
+        checks.append(
+            tf.debugging.assert_less_equal(
+                shape[1],
+                tf.constant(MAX_IDS, tf.int64),
+                message=f"`{what}`: at most {MAX_IDS} ids a row",
+            )
+        )
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
 
 class SignatureModule(tf.Module):
     """Base class of the serving modules: a model's item vocabulary and top-k in the graph.

@@ -91,3 +91,32 @@ def test_two_exports_of_one_base_at_once_give_two_whole_versions(tmp_path):
     assert printed == ["1", "2"]
     assert set(served_versions(base)) == {1, 2}
     assert not [path.name for path in base.iterdir() if path.name.startswith(".tmp-")]
+
+
+def test_requests_past_the_stated_limits_are_invalid_arguments(tmp_path):
+    import re
+
+    import numpy as np
+    import pytest
+
+    from keras_recae.runs import load_run_model
+    from keras_recae.serving import export
+    from keras_recae.serving.signature_module import MAX_IDS, MAX_ROWS
+
+    model = load_run_model(tiny_run(tmp_path / "run"))
+    path = export(model, tmp_path / "models" / "recommender", k=5)
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    known = int(model.item_ids[0])
+    fine = serve(item_ids=tf.constant(np.full((MAX_ROWS, 3), known, np.int64)))
+    assert fine["item_ids"].shape == (MAX_ROWS, 5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {MAX_ROWS} rows"):
+        serve(item_ids=tf.constant(np.full((MAX_ROWS + 1, 1), known, np.int64)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"at most {MAX_IDS} ids a row"):
+        serve(item_ids=tf.constant(np.full((1, MAX_IDS + 1), -1, np.int64)))
+    # The deployment kit states them, and its batches stay under them.
+    kit = REPOSITORY / "export"
+    readme = (kit / "README.md").read_text()
+    assert f"{MAX_ROWS:,}" in readme and f"{MAX_IDS:,}" in readme
+    batching = (kit / "batching_parameters.txt").read_text()
+    max_batch = int(re.search(r"max_batch_size \{ value: (\d+) \}", batching).group(1))
+    assert max_batch <= MAX_ROWS

@@ -57,23 +57,42 @@ class StandInModelServer:
     Use as a context manager; ports are chosen by the OS.
     """
 
-    def __init__(self, model_base_path, model_name: str):
+    def __init__(self, model_base_path, model_name: str, poll_seconds: float | None = None):
         self.model_name = model_name
-        self.base_dir = base = Path(model_base_path)
+        self.base_dir = Path(model_base_path)
         self.models = {}
         self.signature_defs = {}
-        for path in sorted(base.iterdir()):
-            if path.name.isdigit() and (path / "saved_model.pb").is_file():
-                version = int(path.name)
-                self.models[version] = tf.saved_model.load(str(path))
-                saved_model = saved_model_pb2.SavedModel.FromString(
-                    (path / "saved_model.pb").read_bytes()
-                )
-                self.signature_defs[version] = saved_model.meta_graphs[0].signature_def
+        self.poll_seconds = poll_seconds
+        self._polling = threading.Event()
+        self.load_new_versions()
         if not self.models:
-            raise FileNotFoundError(f"{base}: no version to serve")
+            raise FileNotFoundError(f"{self.base_dir}: no version to serve")
         self._http = None
         self._grpc = None
+
+    def load_new_versions(self) -> list[int]:
+        """Loads the integer-named versions not loaded yet, as TF Serving's file system
+        source does when it polls the base directory; the latest serves once loaded."""
+        loaded = []
+        for path in sorted(self.base_dir.iterdir()):
+            if not (path.name.isdigit() and (path / "saved_model.pb").is_file()):
+                continue
+            version = int(path.name)
+            if version in self.models:
+                continue
+            saved_model = saved_model_pb2.SavedModel.FromString(
+                (path / "saved_model.pb").read_bytes()
+            )
+            model = tf.saved_model.load(str(path))
+            # Signatures first: a request may pick the version as soon as it is in `models`.
+            self.signature_defs[version] = saved_model.meta_graphs[0].signature_def
+            self.models[version] = model
+            loaded.append(version)
+        return loaded
+
+    def _poll(self) -> None:
+        while not self._polling.wait(self.poll_seconds):
+            self.load_new_versions()
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -99,8 +118,12 @@ class StandInModelServer:
         )
         self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
+        if self.poll_seconds:
+            self._polling.clear()
+            threading.Thread(target=self._poll, daemon=True).start()
 
     def stop(self) -> None:
+        self._polling.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -120,3 +120,48 @@ def test_requests_past_the_stated_limits_are_invalid_arguments(tmp_path):
     batching = (kit / "batching_parameters.txt").read_text()
     max_batch = int(re.search(r"max_batch_size \{ value: (\d+) \}", batching).group(1))
     assert max_batch <= MAX_ROWS
+
+
+def test_a_version_swapped_in_under_load_fails_no_request(tmp_path):
+    import threading
+
+    import grpc
+    import numpy as np
+    from standin_server import StandInModelServer
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from keras_recae.runs import load_run_model
+    from keras_recae.serving import export
+
+    model = load_run_model(tiny_run(tmp_path / "run"))
+    base = tmp_path / "models" / "rec"
+    export(model, base, k=5)
+    answers, failures, stop = [], [], threading.Event()
+
+    def client(target):
+        with grpc.insecure_channel(target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            while not stop.is_set():
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = "rec"
+                request.inputs["item_ids"].CopyFrom(
+                    tf.make_tensor_proto(np.array([[-1, int(model.item_ids[0])]], np.int64))
+                )
+                try:
+                    answers.append(stub.Predict(request, timeout=30).model_spec.version.value)
+                except grpc.RpcError as error:
+                    failures.append(error)
+
+    with StandInModelServer(base, "rec", poll_seconds=0.1) as server:
+        threads = [threading.Thread(target=client, args=(server.grpc_target,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        export(model, base, k=5)  # version 2, written while requests run
+        deadline = time.monotonic() + 60
+        while 2 not in answers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures
+    assert answers[0] == 1 and answers[-1] == 2

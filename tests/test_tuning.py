@@ -386,3 +386,18 @@ def test_closed_form_trials_fit_in_processes_of_their_own(tmp_path, monkeypatch)
             (tmp_path / "study" / "trials" / f"{number:05d}" / "metrics.json").read_text()
         )
         assert summary["model"] == "ease" and summary["validation"]
+
+
+def test_each_trial_logs_to_tensorboard_in_a_directory_of_its_own(tmp_path):
+    code, _, stderr = run_cli(
+        "tune", "mult-dae", "--data", "synthetic", "--trials", "2", "--epochs", "2",
+        "--set", "hidden_dims=[8]", "--no-figures", "--pruner", "none",
+        "--study", tmp_path / "study", "--tensorboard", tmp_path / "logs",
+    )  # fmt: skip
+    assert code == 0, stderr
+    for trial in ("00000", "00001"):
+        for part in ("train", "validation"):
+            events = list((tmp_path / "logs" / trial / part).glob("events.out.tfevents.*"))
+            assert events and events[0].stat().st_size > 0
+    # The trials' per-user files are left out (a study compares averages).
+    assert not list((tmp_path / "study").rglob("*_users.csv.gz"))

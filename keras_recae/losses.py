@@ -23,6 +23,77 @@ def multinomial_nll(logits, targets: tf.SparseTensor) -> tf.Tensor:
     return row_sums(targets, values) * log_normalizer - observed
 
 
+def sampled_multinomial_nll(
+    hidden, kernel, bias, targets: tf.SparseTensor, sampled, log_expected_counts
+) -> tf.Tensor:
+    """The multinomial NLL per row with a sampled softmax: logits only where they are needed.
+
+    The candidates are the batch's target items and the `sampled` items. For row u the
+    softmax runs over u's own targets and the sampled items, with the logit of each sampled
+    item that is not one of u's targets lowered by the log of its expected count in the
+    sample over the times it was drawn (the log-Q correction, which makes the sum over the
+    sample an unbiased estimate of the sum over the rest of the catalogue); a sampled item
+    that is one of u's targets counts once, as a target (accidental hits removed); other
+    rows' targets are left out of u's softmax. With every item sampled once at expected
+    count 1 it is exactly `multinomial_nll`.
+
+    Args:
+        hidden: float tensor [batch, d]. The input of the output layer.
+        kernel: float tensor [d, n_items]. The output layer's kernel.
+        bias: float tensor [n_items] | None. Its bias.
+        targets: tf.SparseTensor [batch, n_items]. Counts (or weights) per row.
+        sampled: int tensor [n_sampled]. Sampled item columns (repeats allowed).
+        log_expected_counts: float tensor [n_sampled]. log(n_sampled x q(item)) of each
+            sampled item under the proposal q.
+
+    Returns:
+        Float32 tensor [batch].
+    """
+    hidden = tf.cast(hidden, tf.float32)
+    columns = tf.cast(targets.indices[:, 1], tf.int64)
+    sampled = tf.cast(sampled, tf.int64)
+    n_targets = tf.shape(columns)[0]
+    candidates, position = tf.unique(tf.concat([columns, sampled], axis=0), out_idx=tf.int64)
+    target_position, sample_position = position[:n_targets], position[n_targets:]
+    n_candidates = tf.shape(candidates, out_type=tf.int64)[0]
+    logits = tf.matmul(hidden, tf.cast(tf.gather(kernel, candidates, axis=1), tf.float32))
+    if bias is not None:
+        logits = logits + tf.cast(tf.gather(bias, candidates), tf.float32)
+    batch = tf.shape(logits, out_type=tf.int64)[0]
+    rows = tf.cast(targets.indices[:, 0], tf.int64)
+    # [batch, candidates]: the row's own targets.
+    own = tf.scatter_nd(
+        tf.stack([rows, target_position], axis=1),
+        tf.ones_like(rows, dtype=tf.bool),
+        tf.stack([batch, n_candidates]),
+    )
+    # Per candidate: sampled or not, and its correction (the first sampled copy's; repeats of
+    # an item share it, as they share their expected count).
+    is_sampled = tf.scatter_nd(
+        sample_position[:, None], tf.ones_like(sample_position, dtype=tf.bool), [n_candidates]
+    )
+    # An item drawn c times stands for c draws: its correction is log(expected / c), so that
+    # the sum over the unique candidates is the sum over the draws.
+    draws = tf.math.unsorted_segment_sum(
+        tf.ones_like(sample_position, dtype=tf.float32), sample_position, n_candidates
+    )
+    correction = tf.tensor_scatter_nd_update(
+        tf.zeros([n_candidates], tf.float32),
+        sample_position[:, None],
+        tf.cast(log_expected_counts, tf.float32),
+    ) - tf.math.log(tf.maximum(draws, 1.0))
+    corrected = logits - tf.where(own, 0.0, correction[None, :])
+    allowed = own | is_sampled[None, :]
+    log_normalizer = tf.reduce_logsumexp(
+        tf.where(allowed, corrected, tf.constant(float("-inf"), tf.float32)), axis=-1
+    )
+    values = tf.cast(targets.values, tf.float32)
+    observed = row_sums(
+        targets, values * tf.gather_nd(logits, tf.stack([rows, target_position], 1))
+    )
+    return row_sums(targets, values) * log_normalizer - observed
+
+
 def gaussian_kl(mean, log_var) -> tf.Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)) per row, shape [batch]."""
     mean = keras.ops.cast(mean, "float32")

@@ -5,7 +5,7 @@ from keras_recae.data.pipeline import sparse_batches, to_sparse_tensor
 from keras_recae.data.protocols import given_full_train, split_given, split_random, split_strong
 from keras_recae.data.readers import DataFormatError, read_given, read_ratings
 from keras_recae.data.split import EvalSet, Split, align_eval_set
-from keras_recae.data.synthetic import synthetic_frame, synthetic_interactions
+from keras_recae.data.synthetic import synthetic_frame, synthetic_interactions, synthetic_matrix
 from keras_recae.data.vectors import VectorFormatError, read_vectors, write_vectors
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "split_strong",
     "synthetic_frame",
     "synthetic_interactions",
+    "synthetic_matrix",
     "to_sparse_tensor",
     "write_vectors",
 ]

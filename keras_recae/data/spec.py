@@ -51,6 +51,9 @@ class DataSpec:
             (`"0.8"`) or a date (`"2000-12-01"`, UTC). None means 0.8. Defaults to None.
         last_n: int | None. `leave-last-out`: each user's last interactions held out for
             test (and as many before them for validation). None means 1. Defaults to None.
+        synthetic_users, synthetic_items, synthetic_interactions: int | None. `synthetic`
+            data of this size (`keras_recae.data.synthetic.synthetic_matrix`, generated in
+            chunks); None for all three gives the small built-in set. Defaults to None.
         user_col: str | None. Table formats: the user column. Defaults to None (`user`).
         item_col: str | None. Table formats: the item column. Defaults to None (`item`).
         rating_col: str | None. Table formats: the rating column. Defaults to None.
@@ -79,6 +82,9 @@ class DataSpec:
     seed: int | None = None
     time_cut: str | None = None
     last_n: int | None = None
+    synthetic_users: int | None = None
+    synthetic_items: int | None = None
+    synthetic_interactions: int | None = None
 
     def __post_init__(self):
         if self.protocol is not None and self.protocol not in PROTOCOLS:
@@ -164,7 +170,18 @@ def load_split(
             and protocol != "strong"
         )
     )
-    if spec.data == "synthetic":
+    sizes = (spec.synthetic_users, spec.synthetic_items, spec.synthetic_interactions)
+    if any(size is not None for size in sizes) and spec.data != "synthetic":
+        raise ConfigError("--synthetic-users/-items/-interactions are for --data synthetic")
+    if spec.data == "synthetic" and any(size is not None for size in sizes):
+        if None in sizes:
+            raise ConfigError(
+                "--data synthetic of a size needs --synthetic-users, --synthetic-items and "
+                "--synthetic-interactions"
+            )
+        train_frame = _large_synthetic_frame(*sizes, seed=seed)
+        test_frame = None
+    elif spec.data == "synthetic":
         train_frame = synthetic_frame(seed=seed, explicit=explicit)
         test_frame = None
     elif given_files and not read_test:
@@ -218,6 +235,26 @@ def load_split(
         seed=seed,
     )
     return _without_test(split, read_test), None
+
+
+def _large_synthetic_frame(n_users, n_items, n_interactions, seed):
+    """`synthetic_matrix` as the frame the protocols split (one row per interaction)."""
+    import numpy as np
+    import pandas as pd
+
+    from keras_recae.data.synthetic import synthetic_matrix
+
+    try:
+        data = synthetic_matrix(n_users, n_items, n_interactions, seed=seed)
+    except ValueError as error:
+        raise ConfigError(f"--data synthetic: {error}") from None
+    matrix = data.matrix
+    return pd.DataFrame(
+        {
+            "user": np.repeat(data.user_ids, np.diff(matrix.indptr)),
+            "item": data.item_ids[matrix.indices],
+        }
+    )
 
 
 def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fraction):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from keras_recae.data.interactions import Interactions
 
@@ -169,3 +170,101 @@ def _generate(
         }
     )
     return frame, user_cluster, item_cluster
+
+
+def synthetic_matrix(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    n_clusters: int = 8,
+    seed: int = 0,
+    chunk_users: int = 50_000,
+) -> Interactions:
+    """Synthetic interactions of any size, generated in chunks of users straight into CSR.
+
+    The planted structure of `synthetic_interactions` (Zipf-like item popularity, users and
+    items dealt into taste clusters, 80% of a user's mass on their cluster's items) without
+    its per-user draws over the whole catalogue: each cluster's item distribution is a
+    cumulative table, and a chunk of users draws all its items with one sorted search, so
+    the time grows with the interactions and the memory with the interactions of one chunk
+    plus the table (`n_clusters x n_items` float64). Users get about `n_interactions /
+    n_users` items each (lognormal sizes, at least 5 draws); draws repeated within a user are
+    kept once, so the total is close to `n_interactions` and a little under it. The result
+    depends only on the arguments.
+
+    Args:
+        n_users: int. Users, ids `1..n_users`.
+        n_items: int. Items, ids `1..n_items`, at least 5.
+        n_interactions: int. The number of draws, at least `5 * n_users`.
+        n_clusters: int. Taste clusters, in [1, n_items]. Defaults to 8.
+        seed: int. Seed of `numpy.random.default_rng`. Defaults to 0.
+        chunk_users: int. Users generated at once. Defaults to 50,000.
+
+    Returns:
+        `Interactions` with values 1.0 and int32 column indices.
+
+    Example:
+
+    ```python
+    from keras_recae.data.synthetic import synthetic_matrix
+
+    data = synthetic_matrix(200_000, 1_000_000, 10_000_000)
+    ```
+    """
+    if n_users < 1 or n_items < _MIN_USER_INTERACTIONS:
+        raise ValueError(
+            f"`n_users` should be at least 1 and `n_items` at least {_MIN_USER_INTERACTIONS}. "
+            f"Received: n_users={n_users}, n_items={n_items}"
+        )
+    if n_interactions < _MIN_USER_INTERACTIONS * n_users:
+        raise ValueError(
+            f"`n_interactions` should be at least {_MIN_USER_INTERACTIONS} per user "
+            f"({_MIN_USER_INTERACTIONS * n_users}). Received: n_interactions={n_interactions}"
+        )
+    if not 1 <= n_clusters <= n_items:
+        raise ValueError(f"`n_clusters` should be in [1, n_items]. Received: {n_clusters}")
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / rng.permutation(np.arange(1, n_items + 1)) ** _ZIPF_EXPONENT
+    item_cluster = rng.permutation(np.arange(n_items) % n_clusters)
+    user_cluster = rng.permutation(np.arange(n_users) % n_clusters)
+    tables = np.empty((n_clusters, n_items))
+    for cluster in range(n_clusters):
+        inside = item_cluster == cluster
+        mass_in, mass_out = popularity[inside].sum(), popularity[~inside].sum()
+        leak = mass_in / mass_out * (1 - _IN_CLUSTER_SHARE) / _IN_CLUSTER_SHARE if mass_out else 0
+        np.cumsum(np.where(inside, popularity, leak * popularity), out=tables[cluster])
+        tables[cluster] /= tables[cluster, -1]
+    mean = n_interactions / n_users
+    sigma = 0.5
+    sizes = np.round(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma, size=n_users))
+    sizes = np.clip(sizes, _MIN_USER_INTERACTIONS, n_items).astype(np.int64)
+    # Rescaled so that the draws add up to about `n_interactions`.
+    sizes = sizes * (n_interactions / sizes.sum())
+    sizes = np.clip(np.round(sizes), _MIN_USER_INTERACTIONS, n_items).astype(np.int64)
+    indptr = [np.zeros(1, np.int64)]
+    indices = []
+    for start in range(0, n_users, chunk_users):
+        users = np.arange(start, min(start + chunk_users, n_users))
+        draws = sizes[users]
+        owner = np.repeat(np.arange(len(users)), draws)
+        columns = np.empty(len(owner), np.int64)
+        clusters = user_cluster[users][owner]
+        uniforms = rng.random(len(owner))
+        for cluster in range(n_clusters):
+            mine = clusters == cluster
+            columns[mine] = np.searchsorted(tables[cluster], uniforms[mine], side="right")
+        np.minimum(columns, n_items - 1, out=columns)
+        keys = np.unique(owner * n_items + columns)
+        rows, columns = keys // n_items, keys % n_items
+        counts = np.bincount(rows, minlength=len(users))
+        indptr.append(indptr[-1][-1] + np.cumsum(counts))
+        indices.append(columns.astype(np.int32))
+    matrix = sp.csr_matrix(
+        (
+            np.ones(sum(len(part) for part in indices), np.float32),
+            np.concatenate(indices),
+            np.concatenate(indptr),
+        ),
+        shape=(n_users, n_items),
+    )
+    return Interactions(matrix, np.arange(1, n_users + 1), np.arange(1, n_items + 1))

@@ -106,3 +106,55 @@ def test_synthetic_frame_returns_the_planted_clusters_on_request():
     np.testing.assert_array_equal(user_cluster, expected[1])
     np.testing.assert_array_equal(item_cluster, expected[2])
     assert user_cluster.shape == (300,) and item_cluster.shape == (90,)
+
+
+def test_synthetic_matrix_of_a_given_size_is_deterministic_and_chunk_free():
+    from keras_recae.data.synthetic import synthetic_matrix
+
+    data = synthetic_matrix(3000, 4000, 60_000, seed=4)
+    again = synthetic_matrix(3000, 4000, 60_000, seed=4, chunk_users=700)
+    assert data.matrix.shape == (3000, 4000)
+    assert (data.matrix != again.matrix).nnz == 0
+    assert synthetic_matrix(3000, 4000, 60_000, seed=5).matrix.nnz != data.nnz
+    rows = np.diff(data.matrix.indptr)
+    assert rows.min() >= 1 and 0.85 * 60_000 <= data.nnz <= 60_000 * 1.02
+    assert set(np.unique(data.matrix.data)) == {1.0}
+    # Popularity is skewed: the top 1% of items take far more than 1% of the interactions.
+    users_per_item = np.sort(np.bincount(data.matrix.indices, minlength=4000))[::-1]
+    assert users_per_item[:40].sum() > 0.05 * data.nnz
+
+
+def test_synthetic_matrix_plants_taste_clusters():
+    """Users of one cluster share far more items than users of two clusters."""
+    from keras_recae.data.synthetic import synthetic_matrix
+
+    matrix = synthetic_matrix(800, 1000, 40_000, n_clusters=4, seed=0).matrix.astype(np.float64)
+    overlap = (matrix @ matrix.T).toarray()
+    np.fill_diagonal(overlap, 0)
+    # Users are dealt into clusters by a permutation: group them by their best partners.
+    best = overlap.max(axis=1)
+    assert np.median(best) > 2 * np.median(overlap[overlap > 0])
+
+
+def test_synthetic_data_of_a_size_from_the_data_spec():
+    from keras_recae.data.spec import DataSpec, load_split
+    from keras_recae.errors import ConfigError
+
+    split, _ = load_split(
+        DataSpec(
+            "synthetic",
+            heldout_users=100,
+            synthetic_users=1000,
+            synthetic_items=700,
+            synthetic_interactions=30_000,
+        )
+    )
+    assert split.train.n_users == 800 and split.test.n_users == 100
+    with pytest.raises(ConfigError, match="needs --synthetic-users, --synthetic-items and"):
+        load_split(DataSpec("synthetic", synthetic_users=10))
+    with pytest.raises(ConfigError, match="at least 5 per user"):
+        load_split(
+            DataSpec(
+                "synthetic", synthetic_users=100, synthetic_items=50, synthetic_interactions=10
+            )
+        )

@@ -261,7 +261,9 @@ def load_study(config: TuneConfig):
     if config.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        storage = JournalStorage(JournalFileBackend(str(study_dir / STUDY_FILE)))
+        journal = study_dir / STUDY_FILE
+        repair_journal(journal)
+        storage = JournalStorage(JournalFileBackend(str(journal)))
     else:
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -387,6 +389,50 @@ def _next_trial(study, config: TuneConfig, worker: int):
     # Recorded at once, so that a later process can tell whether this one is still alive.
     trial.set_user_attr(WORKER, _worker_id())
     return trial
+
+
+def repair_journal(path) -> bool:
+    """Cuts a study journal back to its last whole line, under Optuna's own lock.
+
+    Optuna appends each event as one line; a write cut short (a full disk, a file-size
+    limit, a killed process) leaves a partial line, onto which the next append would write,
+    and the study would no longer load. The partial event never happened: it goes. Returns
+    whether anything was cut.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    # The lock `JournalFileBackend` takes for each append (blocking).
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as file:
+            file.seek(0, os.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - 1))
+            if file.read(1) == b"\n":
+                return False
+            # Back to the last newline, reading the tail in blocks.
+            end = size
+            while end > 0:
+                start = max(0, end - (1 << 16))
+                file.seek(start)
+                block = file.read(end - start)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    file.truncate(start + newline + 1)
+                    break
+                end = start
+            else:
+                file.truncate(0)
+            file.flush()
+            os.fsync(file.fileno())
+    finally:
+        lock.release()
+    warnings.warn(f"{path}: its last event was cut short (a full disk?) and was removed")
+    return True
 
 
 @contextlib.contextmanager

@@ -87,3 +87,32 @@ def test_out_of_space_errors_are_recognised_through_their_causes(error, expected
             raise RuntimeError("saving failed") from inner
     except RuntimeError as outer:
         assert out_of_space(outer) is expected
+
+
+def test_a_study_cut_short_by_a_full_disk_goes_on_once_there_is_room(tmp_path):
+    study = tmp_path / "study"
+    tune = ["tune", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[8]", "--epochs",
+            "1", "--trials", "1", "--no-figures", "--study", study]  # fmt: skip
+    full = command(tune, limit_bytes=300)
+    assert full.returncode == 1 and "no room to write" in full.stderr
+    assert not (study / "study.journal").read_bytes().endswith(b"\n")  # a record cut short
+    again = command(tune)
+    assert again.returncode == 0, again.stderr
+    assert "was cut short (a full disk?) and was removed" in again.stderr
+    rows = (study / "trials.csv").read_text().splitlines()
+    assert len(rows) == 2 and ",complete," in rows[1]
+
+
+def test_repair_journal_cuts_back_to_the_last_whole_line(tmp_path):
+    from keras_recae.tuning import repair_journal
+
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(b'{"op_code":0}\n{"op_code":4,"worker')
+    with pytest.warns(UserWarning, match="cut short"):
+        assert repair_journal(journal)
+    assert journal.read_bytes() == b'{"op_code":0}\n'
+    assert not repair_journal(journal)  # whole lines: left as they are
+    journal.write_bytes(b'{"op_code":0')  # no whole line at all
+    with pytest.warns(UserWarning):
+        assert repair_journal(journal)
+    assert journal.read_bytes() == b""

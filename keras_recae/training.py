@@ -375,19 +375,24 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     # The interactions the reported model learnt from: the reference of novelty@k and
     # popularity@k.
     reported_train = split.train.matrix
+
+    def evaluate_reported(part: str) -> dict:
+        """The reported model's metrics on a part, its users' values written beside."""
+        return evaluate_part(
+            model,
+            getattr(split, part),
+            metrics,
+            train=reported_train,
+            users_file=_users_file(config, out, part),
+        )
+
     started = time.perf_counter()
     if cls.closed_form:
         model.fit(split.train)
         train_seconds = time.perf_counter() - started
         epochs_run, best_epoch, seconds_per_epoch = 0, None, train_seconds
         if split.validation is not None:
-            validation_metrics = evaluate_part(
-                model,
-                split.validation,
-                metrics,
-                train=reported_train,
-                users_file=_users_file(config, out, "validation"),
-            )
+            validation_metrics = evaluate_reported("validation")
     else:
         _compile(model, config)
         selection_file = backup / "selection.json"
@@ -451,22 +456,10 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         elif split.validation is not None:
             # The reported model is the selected epoch's: its validation users, for paired
             # comparisons on the validation part (the averages are the selection's).
-            evaluate_part(
-                model,
-                split.validation,
-                metrics,
-                train=reported_train,
-                users_file=_users_file(config, out, "validation"),
-            )
+            evaluate_reported("validation")
     test_metrics = {}
     if split.test:
-        test_metrics = evaluate_part(
-            model,
-            split.test,
-            metrics,
-            train=reported_train,
-            users_file=_users_file(config, out, "test"),
-        )
+        test_metrics = evaluate_reported("test")
     summary.update(
         {
             "config": model.get_config(),

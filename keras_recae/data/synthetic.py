@@ -120,14 +120,7 @@ def _generate(
     item_cluster = rng.permutation(np.arange(n_items) % n_clusters)
     user_cluster = rng.permutation(np.arange(n_users) % n_clusters)
 
-    # Weights per cluster: out-of-cluster items scaled so the cluster keeps its share of mass.
-    weights = np.empty((n_clusters, n_items))
-    for cluster in range(n_clusters):
-        inside = item_cluster == cluster
-        mass_in, mass_out = popularity[inside].sum(), popularity[~inside].sum()
-        leak = mass_in / mass_out * (1 - _IN_CLUSTER_SHARE) / _IN_CLUSTER_SHARE if mass_out else 0
-        weights[cluster] = np.where(inside, popularity, leak * popularity)
-    weights /= weights.sum(axis=1, keepdims=True)
+    weights = _cluster_weights(popularity, item_cluster, n_clusters)
 
     mean = max(density * n_items, _MIN_USER_INTERACTIONS)
     sigma = 0.5
@@ -170,6 +163,18 @@ def _generate(
         }
     )
     return frame, user_cluster, item_cluster
+
+
+def _cluster_weights(popularity, item_cluster, n_clusters: int) -> np.ndarray:
+    """Each cluster's distribution over the items [n_clusters, n_items]: its own items in
+    proportion to popularity, the others scaled so the cluster keeps its share of the mass."""
+    weights = np.empty((n_clusters, len(popularity)))
+    for cluster in range(n_clusters):
+        inside = item_cluster == cluster
+        mass_in, mass_out = popularity[inside].sum(), popularity[~inside].sum()
+        leak = mass_in / mass_out * (1 - _IN_CLUSTER_SHARE) / _IN_CLUSTER_SHARE if mass_out else 0
+        weights[cluster] = np.where(inside, popularity, leak * popularity)
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 def synthetic_matrix(
@@ -227,13 +232,7 @@ def synthetic_matrix(
     popularity = 1.0 / rng.permutation(np.arange(1, n_items + 1)) ** _ZIPF_EXPONENT
     item_cluster = rng.permutation(np.arange(n_items) % n_clusters)
     user_cluster = rng.permutation(np.arange(n_users) % n_clusters)
-    tables = np.empty((n_clusters, n_items))
-    for cluster in range(n_clusters):
-        inside = item_cluster == cluster
-        mass_in, mass_out = popularity[inside].sum(), popularity[~inside].sum()
-        leak = mass_in / mass_out * (1 - _IN_CLUSTER_SHARE) / _IN_CLUSTER_SHARE if mass_out else 0
-        np.cumsum(np.where(inside, popularity, leak * popularity), out=tables[cluster])
-        tables[cluster] /= tables[cluster, -1]
+    tables = np.cumsum(_cluster_weights(popularity, item_cluster, n_clusters), axis=1)
     mean = n_interactions / n_users
     sigma = 0.5
     sizes = np.round(rng.lognormal(np.log(mean) - sigma**2 / 2, sigma, size=n_users))

@@ -599,7 +599,7 @@ def _train_in_child(run: RunConfig) -> dict:
 
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_train, args=(run, sender))
+    child = context.Process(target=_child_train, args=(run, sender, os.getpid()))
     child.start()
     sender.close()
     try:
@@ -621,7 +621,23 @@ def _train_in_child(run: RunConfig) -> dict:
     raise RuntimeError(f"the trial's process failed: {kind}: {message}")
 
 
-def _child_train(run: RunConfig, sender) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Asks Linux to kill this process when its parent (the study's) dies, however it dies:
+    a trial left running after its study was stopped would hold the memory of the next."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the study's own exit handling is all there is
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _child_train(run: RunConfig, sender, parent: int) -> None:
+    _die_with_parent(parent)
     try:
         sender.send(("ok", train(run, read_test=False).summary))
     except Exception as error:  # reported to the study's process, which raises it

@@ -401,3 +401,34 @@ def test_each_trial_logs_to_tensorboard_in_a_directory_of_its_own(tmp_path):
             assert events and events[0].stat().st_size > 0
     # The trials' per-user files are left out (a study compares averages).
     assert not list((tmp_path / "study").rglob("*_users.csv.gz"))
+
+
+def test_a_closed_form_trial_process_dies_with_its_study(tmp_path):
+    """Killing the study's process (SIGKILL: no clean-up of its own) kills its trial's."""
+    import psutil
+
+    study = subprocess.Popen(
+        # A catalogue large enough that a trial's fit takes tens of seconds.
+        [sys.executable, "-m", "keras_recae.cli", "tune", "ease", "--data", "synthetic",
+         "--synthetic-users", "3000", "--synthetic-items", "12000", "--synthetic-interactions",
+         "60000", "--threads", "1", "--trials", "3", "--no-figures",
+         "--study", str(tmp_path / "study")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    parent = psutil.Process(study.pid)
+    deadline = time.monotonic() + 120
+    children = []
+    while not children and time.monotonic() < deadline:
+        children = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+        time.sleep(0.05)
+    assert children, "no trial process started"
+    # Once the trial trains (it writes its run.json first): past its start-up.
+    while not (tmp_path / "study" / "trials" / "00000" / "run.json").exists():
+        assert time.monotonic() < deadline and children[0].is_running()
+        time.sleep(0.05)
+    study.send_signal(signal.SIGKILL)
+    study.wait(timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"trial processes outlived their study: {alive}"

@@ -327,6 +327,9 @@ def _read_delimited(path: Path, layout: _Delimited) -> pd.DataFrame:
         ) from error
     fields = [table[names[i * stride]] for i in range(4)]
     gaps = [table[name] for i, name in enumerate(names) if i % stride or i == n_columns]
+    if fields[2].dtype.kind == "O":
+        # Integers past uint64's range are read as text; as ratings they are numbers.
+        fields[2] = pd.to_numeric(fields[2], errors="coerce")
     valid = (
         len(table) > 0
         and all(gap.isna().all() for gap in gaps)
@@ -342,7 +345,7 @@ def _read_delimited(path: Path, layout: _Delimited) -> pd.DataFrame:
         {
             "user": fields[0].to_numpy(np.int64),
             "item": fields[1].to_numpy(np.int64),
-            "rating": fields[2].to_numpy(np.float32),
+            "rating": _as_float32(fields[2].to_numpy(np.float64)),
             "timestamp": fields[3].to_numpy(np.int64),
         }
     )

@@ -393,3 +393,11 @@ def test_bytes_that_are_not_utf8_are_named_by_line_and_column(tmp_path, name, fo
         DataFormatError, match=rf"line {line}: expected utf-8 text, found the byte b'\\xff'"
     ):
         read_ratings(path, format)
+
+
+def test_a_rating_past_uint64_is_still_a_number(tmp_path):
+    """Found by the fuzz test: pandas reads 2**64 as text, and the file was refused."""
+    path = tmp_path / "u.data"
+    path.write_text(f"1\t2\t{2**64}\t3\n1\t3\t4\t5\n")
+    frame = read_ratings(path, "ml-100k")
+    assert frame["rating"].tolist() == [np.float32(2.0**64), 4.0]

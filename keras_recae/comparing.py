@@ -105,7 +105,7 @@ def compare_runs(
         method="percentile",
         vectorized=True,
         batch=max(1, 20_000_000 // max(len(differences), 1)),
-        random_state=np.random.default_rng(seed),
+        rng=np.random.default_rng(seed),
     ).confidence_interval
     mean_a = float(values_a.mean())
     difference = float(differences.mean())

@@ -453,9 +453,10 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         )
         if retrained:
             reported_train = full_train.matrix
-        elif split.validation is not None:
+        elif split.validation is not None and config.user_metrics:
             # The reported model is the selected epoch's: its validation users, for paired
-            # comparisons on the validation part (the averages are the selection's).
+            # comparisons on the validation part (the averages are the selection's). Tuning
+            # trials skip this second evaluation.
             evaluate_reported("validation")
     test_metrics = {}
     if split.test:

@@ -20,7 +20,9 @@ def scalars(log_dir: Path) -> dict:
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 number = (
-                    tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                    tf.make_ndarray(value.tensor)
+                    if value.HasField("tensor")
+                    else value.simple_value
                 )
                 values.setdefault(value.tag, {})[event.step] = float(number)
     return values

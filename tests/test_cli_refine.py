@@ -19,7 +19,10 @@ N, DIM = 40, 6
 def run(*args) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([str(arg) for arg in args])
+        try:
+            code = cli.main([str(arg) for arg in args])
+        except SystemExit as exit_info:  # argparse's usage errors
+            code = exit_info.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -109,7 +112,7 @@ def test_refuses_to_overwrite_the_output(tmp_path):
     [
         (["--model", "pca"], "unknown refiner 'pca'. Refiners: ae, dae, vae"),
         (["--set", "beta=2"], "EmbeddingAutoencoder has no argument 'beta'"),
-        (["--dim", 0], "`latent_dim` should be a positive integer"),
+        (["--dim", 0], "argument --dim: expected a whole number >= 1, got '0'"),
     ],
 )
 def test_bad_options(tmp_path, args, message):

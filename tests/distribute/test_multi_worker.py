@@ -102,6 +102,8 @@ def test_the_chief_writes_one_run_and_the_other_worker_nothing(runs):
         "metrics.json",
         "model.keras",
         "run.json",
+        "test_users.csv.gz",
+        "validation_users.csv.gz",
     ]
     assert json.loads((run / "metrics.json").read_text())["distribute"] == "multi-worker"
     assert list((root / "tmp").iterdir()) == []

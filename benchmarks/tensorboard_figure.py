@@ -10,24 +10,6 @@ import argparse
 from pathlib import Path
 
 
-def scalars(log_dir: Path) -> dict:
-    """{tag: {step: value}} of every event file under `log_dir`."""
-    import tensorflow as tf
-
-    values = {}
-    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                number = (
-                    tf.make_ndarray(value.tensor)
-                    if value.HasField("tensor")
-                    else value.simple_value
-                )
-                values.setdefault(value.tag, {})[event.step] = float(number)
-    return values
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("log_dir", type=Path)
@@ -38,8 +20,10 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = scalars(args.log_dir / "train")
-    validation = scalars(args.log_dir / "validation")
+    from keras_recae.runs import tensorboard_scalars
+
+    train = tensorboard_scalars(args.log_dir / "train")
+    validation = tensorboard_scalars(args.log_dir / "validation")
     panels = [(f"train/{tag}", train[tag]) for tag in sorted(train) if tag != "epoch_seconds"]
     panels += [(f"validation/{tag}", validation[tag]) for tag in sorted(validation)]
     columns = 4

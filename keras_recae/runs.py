@@ -205,6 +205,25 @@ def epoch_seconds(history_path) -> list[float]:
         return [float(row["seconds"]) for row in csv.DictReader(file) if row.get("seconds")]
 
 
+def tensorboard_scalars(log_dir) -> dict:
+    """Every scalar of the TensorBoard event files under `log_dir`: `{tag: {step: value}}`
+    (a run's `--tensorboard` directory, or its `train` or `validation` part)."""
+    import tensorflow as tf
+
+    values = {}
+    for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = (
+                    tf.make_ndarray(value.tensor)
+                    if value.HasField("tensor")
+                    else value.simple_value
+                )
+                values.setdefault(value.tag, {})[event.step] = float(number)
+    return values
+
+
 def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

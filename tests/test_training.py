@@ -13,7 +13,7 @@ from keras_recae.data import split_given, synthetic_frame
 from keras_recae.data.spec import DataSpec, load_split
 from keras_recae.errors import ConfigError
 from keras_recae.models import registry
-from keras_recae.runs import RUN_FILE, load_run
+from keras_recae.runs import RUN_FILE, load_run, tensorboard_scalars
 from keras_recae.training import RunConfig, evaluate_run, train, with_model_defaults
 
 TINY = {"hidden_dims": [16]}
@@ -249,24 +249,6 @@ def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, ex
     assert with_model_defaults(RunConfig("cdae"), n_rows=n_rows).batch_size == 500
 
 
-def _scalars(log_dir):
-    """Every scalar of the TensorBoard event files under `log_dir`: {tag: {step: value}}."""
-    import tensorflow as tf
-
-    values = {}
-    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                number = (
-                    tf.make_ndarray(value.tensor)
-                    if value.HasField("tensor")
-                    else value.simple_value
-                )
-                values.setdefault(value.tag, {})[event.step] = float(number)
-    return values
-
-
 def test_tensorboard_logs_the_loss_parts_the_learning_rate_and_the_validation_metrics(tmp_path):
     import pandas as pd
 
@@ -285,8 +267,8 @@ def test_tensorboard_logs_the_loss_parts_the_learning_rate_and_the_validation_me
         )
     )
     history = pd.read_csv(result.out / "history.csv")
-    train_scalars = _scalars(tmp_path / "logs" / "train")
-    validation_scalars = _scalars(tmp_path / "logs" / "validation")
+    train_scalars = tensorboard_scalars(tmp_path / "logs" / "train")
+    validation_scalars = tensorboard_scalars(tmp_path / "logs" / "validation")
     for part in ("loss", "nll", "kl", "beta", "learning_rate"):
         logged = train_scalars[f"epoch_{part}"]
         assert [logged[epoch] for epoch in range(3)] == pytest.approx(list(history[part]))

@@ -193,14 +193,9 @@ def _validation_curves(runs, metric: str, path: Path) -> Path | None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for run, epochs, values in curves:
         axes.plot(epochs, values, marker=".", label=run.name)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel(f"validation {metric}")
-    axes.set_title(f"Validation {metric} per epoch")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    _save(figure, path)
-    plt.close(figure)
-    return path
+    return _finish(
+        plt, figure, axes, path, "epoch", f"validation {metric}", f"Validation {metric} per epoch"
+    )
 
 
 def _ranked_test(summary: dict) -> bool:
@@ -220,17 +215,18 @@ def _test_at_k(runs, summaries, name: str, max_k: int, path: Path) -> Path:
             continue
         results = evaluate_run(run, metrics=metrics)["test"]
         axes.plot(range(1, max_k + 1), [results[m] for m in metrics], label=run.name)
-    axes.set_xlabel("k")
-    axes.set_ylabel(f"test {name}@k")
-    axes.set_title(f"Test {name}@k, k = 1..{max_k}")
+    return _finish(plt, figure, axes, path, "k", f"test {name}@k", f"Test {name}@k, k = 1..{max_k}")
+
+
+def _finish(plt, figure, axes, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Labels the figure and writes it by temporary file and rename."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
-    plt.close(figure)
-    return path
-
-
-def _save(figure, path: Path) -> None:
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     figure.savefig(temporary, dpi=120, bbox_inches="tight")
     os.replace(temporary, path)
+    plt.close(figure)
+    return path

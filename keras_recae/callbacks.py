@@ -280,7 +280,8 @@ class EpochTimer(keras.callbacks.Callback):
 
     Attributes:
         seconds: list of float. The duration of each epoch of this `fit` call.
-        last_epoch: int. The 1-based number of the last finished epoch.
+        last_epoch: int. The 1-based number of the last finished epoch (`initial_epoch`, the
+            epochs an earlier process finished, before this call's first).
         stopped_on_nan: bool. Whether a batch reported a NaN or infinite loss.
 
     Example:
@@ -294,10 +295,10 @@ class EpochTimer(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self):
+    def __init__(self, initial_epoch: int = 0):
         super().__init__()
         self.seconds = []
-        self.last_epoch = 0
+        self.last_epoch = int(initial_epoch)
         self.stopped_on_nan = False
         self._start = None
 
@@ -483,6 +484,15 @@ class RunBackup(keras.callbacks.Callback):
         with open(path, encoding="utf-8") as file:
             return int(json.load(file)["epoch"])
 
+    @classmethod
+    def committed_stop(cls, directory) -> bool:
+        """Whether training stopped early at the epoch a backup in `directory` holds."""
+        path = os.path.join(str(directory), cls.METADATA)
+        if not os.path.exists(path):
+            return False
+        with open(path, encoding="utf-8") as file:
+            return bool(json.load(file).get("stopped", False))
+
     def _epoch_dir(self, epoch: int) -> str:
         return os.path.join(self.directory, f"epoch-{epoch}")
 
@@ -529,7 +539,11 @@ class RunBackup(keras.callbacks.Callback):
             callback.save_state(partial, previous=previous if os.path.isdir(previous) else None)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
-        write_json_atomic(os.path.join(self.directory, self.METADATA), {"epoch": done})
+        # Whether training stopped here (early stopping): a resumed fit then trains no more.
+        stopped = bool(self.model.stop_training)
+        write_json_atomic(
+            os.path.join(self.directory, self.METADATA), {"epoch": done, "stopped": stopped}
+        )
         self._remove_all_but(done)
 
 

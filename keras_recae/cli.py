@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -308,12 +309,15 @@ _positive = _checked(float, lambda value: 0 < value < float("inf"), "a number > 
 _fraction = _checked(float, lambda value: 0.0 <= value < 1.0, "a share in [0, 1)")
 _level = _checked(float, lambda value: 0.0 < value < 1.0, "a level in (0, 1)")
 _decay = _checked(float, lambda value: 0.0 < value <= 1.0, "a factor in (0, 1]")
+_finite = _checked(float, math.isfinite, "a finite number")
+# NumPy's and Keras's seeds are 32-bit.
+_seed = _checked(int, lambda value: 0 <= value < 2**32, "a whole number in [0, 2**32)")
 # The data flags of `train`, `tune` and `evaluate`: the fields of `DataSpec`.
 DATA_FLAGS = {
     "--test": (str, "the test file of a given split (e.g. u1.test)"),
     "--format": (str, "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)"),
     "--heldout-users": (_count, "strong: validation users, and test users"),
-    "--threshold": (float, "implicit models keep ratings above it (default 3.5)"),
+    "--threshold": (_finite, "implicit models keep ratings above it (default 3.5)"),
     "--validation-fraction": (
         _fraction,
         "given/random/temporal: train share held out for model selection (temporal: the "
@@ -339,7 +343,7 @@ def add_data_arguments(parser, required: bool) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS)
     for flag, (kind, text) in DATA_FLAGS.items():
         parser.add_argument(flag, type=kind, help=text)
-    parser.add_argument("--seed", type=int, default=None if not required else 0)
+    parser.add_argument("--seed", type=_seed, default=None if not required else 0)
     parser.add_argument(
         "--metrics", type=_metric_names, help="e.g. recall@20,ndcg@100,mrr@20,coverage@20"
     )
@@ -466,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument(
         "--confidence", type=_level, default=0.95, help="level of the bootstrap interval"
     )
-    compare_parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    compare_parser.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap")
     compare_parser.add_argument("--json", action="store_true", help="print JSON")
     compare_parser.set_defaults(handler=compare)
 
@@ -569,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     refine_parser.add_argument(
         "--run-dir", help="also keep the model here (model.keras, run.json) for `export`"
     )
-    refine_parser.add_argument("--seed", type=int, default=0)
+    refine_parser.add_argument("--seed", type=_seed, default=0)
     refine_parser.add_argument("--threads", type=_count, help="CPU threads for TensorFlow and BLAS")
     refine_parser.set_defaults(handler=refine)
     for command in commands.choices.values():

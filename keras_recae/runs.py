@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import resource
+import shutil
 import warnings
 from pathlib import Path
 
@@ -46,6 +47,50 @@ def write_users_atomic(users, path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     users.to_csv(temporary, index=False, compression="gzip", float_format="%.17g")
     os.replace(temporary, path)
+
+
+def discard_backup(run_dir) -> None:
+    """Removes a run's `backup/` in one step: it is renamed out of the way first, so that a
+    process killed while deleting it leaves no half backup that a rerun would resume from."""
+    backup = Path(run_dir) / BACKUP_DIR
+    if not backup.is_dir():
+        return
+    doomed = backup.with_name(f".{BACKUP_DIR}.{os.getpid()}.removed")
+    os.replace(backup, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process of this machine runs with `pid` (one of another user counts as
+    running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_dead_leftovers(run_dir) -> list[Path]:
+    """Removes what killed processes left in a run directory: the temporary files of the
+    atomic writes above (`.NAME.PID.tmp...`) and backups being discarded
+    (`.backup.PID.removed`), of processes no longer running."""
+    removed = []
+    for path in Path(run_dir).glob(".*"):
+        parts = path.name.split(".")
+        pids = [
+            int(part)
+            for part, after in zip(parts, parts[1:])
+            if part.isdigit() and after in ("tmp", "removed")
+        ]
+        if pids and process_gone(pids[0]):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _json_default(value):

@@ -31,7 +31,6 @@ import dataclasses
 import importlib.util
 import json
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -50,9 +49,11 @@ from keras_recae.runs import (
     RUN_FILE,
     USERS_FILE,
     configure_threads,
+    discard_backup,
     epoch_seconds,
     load_run,
     peak_rss_mb,
+    remove_dead_leftovers,
     save_model_atomic,
     write_json_atomic,
     write_users_atomic,
@@ -304,11 +305,22 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     spec = config.data if config.data.seed is not None else config.data.updated(seed=config.seed)
     out = Path(config.out or f"runs/{config.model}")
     backup = out / BACKUP_DIR
-    resuming = backup.is_dir()
-    if (out / MODEL_FILE).exists() and not resuming:
+    remove_dead_leftovers(out)
+    # metrics.json, written last, is the commit: a directory with it holds a finished run
+    # (a backup beside it was being removed when its process was killed); without it, the
+    # run is finished by resuming from its backup or, for a closed form, by fitting again.
+    if (out / METRICS_FILE).exists():
+        discard_backup(out)
         raise ConfigError(
-            f"{out} already holds a finished run ({MODEL_FILE}); choose another --out or remove it"
+            f"{out} already holds a finished run ({METRICS_FILE}); choose another --out or "
+            "remove it"
         )
+    if (out / MODEL_FILE).exists() and not (out / RUN_FILE).exists():
+        raise ConfigError(
+            f"{out} holds a {MODEL_FILE} that no run wrote (no {RUN_FILE}); choose another "
+            "--out or remove it"
+        )
+    resuming = backup.is_dir()
     metrics = list(config.metrics or DEFAULT_METRICS)
     if not cls.explicit:
         # Before any training: a misspelt name would otherwise fail at the first evaluation.
@@ -321,15 +333,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'keras-recae[tensorboard]'"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        out / RUN_FILE,
-        {"model": config.model, "settings": settings, **spec.to_dict(), "run": run_flags(config)},
-    )
-
-    keras.utils.set_random_seed(config.seed)
-    if config.precision != "float32":
-        keras.config.set_dtype_policy(config.precision)
+    # The data before any file: data and flags that do not fit leave nothing written.
     if split is not None and not read_test:
         split = dataclasses.replace(split, test=None)
     if split is None:
@@ -339,6 +343,15 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             default_validation=0.0 if cls.closed_form else DEFAULT_VALIDATION_FRACTION,
             read_test=read_test,
         )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        out / RUN_FILE,
+        {"model": config.model, "settings": settings, **spec.to_dict(), "run": run_flags(config)},
+    )
+
+    keras.utils.set_random_seed(config.seed)
+    if config.precision != "float32":
+        keras.config.set_dtype_policy(config.precision)
     _say(
         config,
         f"data: {split.train.n_users} train users, {split.train.n_items} items, "
@@ -417,7 +430,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             losses = history.history.get("loss", [])
             if timer.stopped_on_nan or any(not np.isfinite(v) for v in losses):
                 # A rerun must start afresh, not resume from the diverged weights.
-                shutil.rmtree(backup, ignore_errors=True)
+                discard_backup(out)
                 raise TrainingDiverged(
                     f"the loss became NaN at epoch {timer.last_epoch}; no model was written. "
                     "Lower the learning rate (--lr) or check the data."
@@ -481,7 +494,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     )
     save_model_atomic(model, out / MODEL_FILE)
     write_json_atomic(out / METRICS_FILE, summary)
-    shutil.rmtree(backup, ignore_errors=True)
+    discard_backup(out)
     return RunResult(out, model, summary)
 
 
@@ -552,6 +565,7 @@ def _check_run(config: RunConfig) -> None:
             or (isinstance(config.lr, numbers.Real) and 0 < config.lr < float("inf")),
             "> 0 or None",
         ),
+        ("--seed", config.seed, whole(config.seed) and 0 <= config.seed < 2**32, "in [0, 2**32)"),
         (
             "--lr-decay",
             config.lr_decay,
@@ -611,10 +625,14 @@ def fit(
         `(history, evaluation, timer)`: Keras's `History`, the model-selection callback
         (None without `validation`) and the `EpochTimer`.
     """
-    from keras_recae.callbacks import EpochTimer
+    from keras_recae.callbacks import EpochTimer, RunBackup
 
     config = with_model_defaults(config, n_rows=model.n_training_rows(matrix), replicas=_replicas())
-    timer = EpochTimer()
+    start = resumed_epoch(backup)
+    # A fit that stopped early before its process was killed trains no further epoch: its
+    # backup's weights and selection are taken up, and the best epoch's weights restored.
+    epochs = start if RunBackup.committed_stop(backup) else config.epochs
+    timer = EpochTimer(initial_epoch=start)
     evaluation = None
     if validation is not None:
         evaluation = _selection_callback(model, validation, config, backup, metrics, matrix)
@@ -625,7 +643,7 @@ def fit(
     # 0: one batch of every training row (items for the item-based AutoRec).
     batch_size = config.batch_size or model.n_training_rows(matrix)
     dataset = model.training_batches(
-        matrix, batch_size, shuffle=True, seed=config.seed, initial_epoch=resumed_epoch(backup)
+        matrix, batch_size, shuffle=True, seed=config.seed, initial_epoch=start
     )
     # One iterator over all the epochs of this process, each epoch a further pass: Keras
     # opens a new iterator per epoch of a finite dataset (two, in Keras 3.15), which would
@@ -639,7 +657,7 @@ def fit(
     history = model.fit(
         dataset.repeat(),
         steps_per_epoch=steps,
-        epochs=config.epochs,
+        epochs=epochs,
         callbacks=callbacks,
         verbose=config.verbose if config.verbose > 1 else 0,
         shuffle=False,

@@ -50,7 +50,6 @@ import inspect
 import json
 import math
 import os
-import shutil
 import socket
 import time
 import warnings
@@ -63,6 +62,7 @@ from keras_recae.runs import (
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    discard_backup,
     read_json,
     write_json_atomic,
 )
@@ -648,7 +648,7 @@ def _child_train(run: RunConfig, sender, parent: int) -> None:
 
 def _drop_weights(out: Path) -> None:
     """Removes a trial's weights (the model and the backup); its logs stay."""
-    shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)
+    discard_backup(out)
     if (out / MODEL_FILE).exists():
         (out / MODEL_FILE).unlink()
 

@@ -112,7 +112,7 @@ def test_refuses_to_overwrite_a_finished_run(vae_run):
     code, _, stderr = run("train", "mult-vae", "--data", "synthetic", "--out", vae_run)
     assert code == 2
     assert (
-        f"keras-recae train: error: {vae_run} already holds a finished run (model.keras); "
+        f"keras-recae train: error: {vae_run} already holds a finished run (metrics.json); "
         "choose another --out or remove it"
     ) in stderr
     assert {name: (vae_run / name).read_bytes() for name in before} == before
@@ -277,13 +277,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     out = tmp_path / "run"
     args = ["train", "mult-vae", "--data", "synthetic", *TINY_VAE, "--out", out]
     # Simulate a run killed after its second epoch: the backup survives, no model is written.
-    remove_tree = shutil.rmtree
-
-    def keep_backup(path, *rest, **kwargs):
-        if Path(path) != out / "backup":
-            remove_tree(path, *rest, **kwargs)
-
-    monkeypatch.setattr(training.shutil, "rmtree", keep_backup)
+    monkeypatch.setattr(training, "discard_backup", lambda run_dir: None)
     code, _, stderr = run(*args, "--epochs", 2)
     assert code == 0, stderr
     monkeypatch.undo()
@@ -551,6 +545,21 @@ def test_a_misspelt_metric_is_a_usage_error_before_anything_runs(tmp_path, capsy
         (["--threads", "-2"], "argument --threads: expected a whole number >= 1"),
         (["--heldout-users", "-5"], "argument --heldout-users: expected a whole number >= 1"),
         (["--validation-fraction", "2"], "argument --validation-fraction: expected a share"),
+        (["--heldout-users", "100000"], "--heldout-users should be positive and leave train"),
+        (["--seed", "-1"], "argument --seed: expected a whole number in [0, 2**32)"),
+        (
+            [
+                "--synthetic-users",
+                "60",
+                "--synthetic-items",
+                "40",
+                "--synthetic-interactions",
+                "600",
+                "--threshold",
+                "3",
+            ],
+            "--threshold 3: synthetic has no ratings to compare with it",
+        ),  # fmt: skip
         (
             ["--set", "dropout=high"],
             "--set: `dropout` should be a number. Received: dropout='high'",

@@ -7,6 +7,7 @@ described in DESIGN.md ("Protocols").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -195,6 +196,11 @@ def load_split(
     if protocol is None:
         protocol = "given" if test_frame is not None else ("random" if explicit else "strong")
     threshold = spec.threshold
+    if threshold is not None and not explicit and "rating" not in train_frame:
+        raise ConfigError(
+            f"--threshold {threshold:g}: {spec.data} has no ratings to compare with it (pairs "
+            "only); leave out --threshold"
+        )
     has_ratings = "rating" in train_frame and not (train_frame["rating"] == 1.0).all()
     if threshold is None and has_ratings and not explicit:
         threshold = DEFAULT_THRESHOLD
@@ -204,16 +210,17 @@ def load_split(
                 "--protocol given needs a test file (--test) or a train/test directory"
             )
         binarize = None if explicit else threshold
-        split = split_given(
-            train_frame,
-            test_frame,
-            binarize_threshold=binarize,
-            validation_fraction=validation_fraction,
-            seed=seed,
-        )
-        full = None
-        if validation_fraction:
-            full = given_full_train(train_frame, test_frame, binarize_threshold=binarize)
+        with _as_config_error(spec):
+            split = split_given(
+                train_frame,
+                test_frame,
+                binarize_threshold=binarize,
+                validation_fraction=validation_fraction,
+                seed=seed,
+            )
+            full = None
+            if validation_fraction:
+                full = given_full_train(train_frame, test_frame, binarize_threshold=binarize)
         return _without_test(split, read_test), full
     if test_frame is not None:
         raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
@@ -226,15 +233,37 @@ def load_split(
         heldout = spec.heldout_users
         if heldout is None:
             heldout = max(1, train_frame["user"].nunique() // 10)
-        split = split_strong(train_frame, n_heldout_users=heldout, threshold=threshold)
+        with _as_config_error(spec):
+            split = split_strong(train_frame, n_heldout_users=heldout, threshold=threshold)
         return _without_test(split, read_test), None
-    split = split_random(
-        train_frame,
-        test_fraction=RANDOM_TEST_FRACTION,
-        validation_fraction=validation_fraction,
-        seed=seed,
-    )
+    with _as_config_error(spec):
+        split = split_random(
+            train_frame,
+            test_fraction=RANDOM_TEST_FRACTION,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
     return _without_test(split, read_test), None
+
+
+# The protocols' parameters that a flag sets: their errors name the flag on the command line.
+_PARAMETER_FLAGS = {
+    "n_heldout_users": "--heldout-users",
+    "validation_fraction": "--validation-fraction",
+}
+
+
+@contextlib.contextmanager
+def _as_config_error(spec: DataSpec):
+    """A protocol's `ValueError` (the data and the flags do not fit) as a `ConfigError`
+    naming the data and the flags."""
+    try:
+        yield
+    except ValueError as error:
+        text = str(error)
+        for name, flag in _PARAMETER_FLAGS.items():
+            text = text.replace(f"`{name}`", flag).replace(f"{name}=", f"{flag} ")
+        raise ConfigError(f"{spec.data}: {text}") from None
 
 
 def _large_synthetic_frame(n_users, n_items, n_interactions, seed):
@@ -262,7 +291,7 @@ def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fracti
     from keras_recae.data.protocols import split_leave_last_out, split_temporal
 
     binarize = None if explicit else threshold
-    try:
+    with _as_config_error(spec):
         if protocol == "temporal":
             split, full = split_temporal(
                 frame,
@@ -277,8 +306,6 @@ def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fracti
                 validation=bool(validation_fraction),
                 threshold=binarize,
             )
-    except ValueError as error:
-        raise ConfigError(f"{spec.data}: {error}") from None
     # A final fit uses `full` only when validation took part of the train part.
     return split, (full if split.validation is not None else None)
 

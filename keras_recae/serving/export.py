@@ -12,6 +12,7 @@ import tensorflow as tf
 import keras_recae.serving.warmup as warmup_records
 from keras_recae.checks import check_positive_int
 from keras_recae.models import EmbeddingRefiner, Recommender
+from keras_recae.runs import process_gone
 from keras_recae.serving.refiner_module import RefinerModule
 from keras_recae.serving.serving_module import ServingModule
 from keras_recae.serving.versions import next_version
@@ -162,13 +163,9 @@ def remove_stale_temporaries(base: Path) -> list[Path]:
         parts = path.name.split("-")
         if len(parts) < 4 or not parts[2].isdigit() or not path.is_dir():
             continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
+        if process_gone(int(parts[2])):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-        except PermissionError:
-            pass  # a running process of another user
     return removed
 
 

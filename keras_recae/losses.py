@@ -24,7 +24,7 @@ def multinomial_nll(logits, targets: tf.SparseTensor) -> tf.Tensor:
 
 
 def sampled_multinomial_nll(
-    hidden, kernel, bias, targets: tf.SparseTensor, sampled, log_expected_counts
+    hidden, kernel, bias, targets: tf.SparseTensor, sampled, log_expected_counts, item_axis=1
 ) -> tf.Tensor:
     """The multinomial NLL per row with a sampled softmax: logits only where they are needed.
 
@@ -39,12 +39,15 @@ def sampled_multinomial_nll(
 
     Args:
         hidden: float tensor [batch, d]. The input of the output layer.
-        kernel: float tensor [d, n_items]. The output layer's kernel.
+        kernel: float tensor [d, n_items] (a Dense kernel), or [n_items, d] with
+            `item_axis=0` (`ItemOutput`'s rows: pass the variable, and its gradient is a
+            `tf.IndexedSlices` of the candidates' rows).
         bias: float tensor [n_items] | None. Its bias.
         targets: tf.SparseTensor [batch, n_items]. Counts (or weights) per row.
         sampled: int tensor [n_sampled]. Sampled item columns (repeats allowed).
         log_expected_counts: float tensor [n_sampled]. log(n_sampled x q(item)) of each
             sampled item under the proposal q.
+        item_axis: int. The axis of `kernel` that runs over the items. Defaults to 1.
 
     Returns:
         Float32 tensor [batch].
@@ -56,7 +59,8 @@ def sampled_multinomial_nll(
     candidates, position = tf.unique(tf.concat([columns, sampled], axis=0), out_idx=tf.int64)
     target_position, sample_position = position[:n_targets], position[n_targets:]
     n_candidates = tf.shape(candidates, out_type=tf.int64)[0]
-    logits = tf.matmul(hidden, tf.cast(tf.gather(kernel, candidates, axis=1), tf.float32))
+    vectors = tf.cast(tf.gather(kernel, candidates, axis=item_axis), tf.float32)
+    logits = tf.matmul(hidden, vectors, transpose_b=item_axis == 0)
     if bias is not None:
         logits = logits + tf.cast(tf.gather(bias, candidates), tf.float32)
     batch = tf.shape(logits, out_type=tf.int64)[0]

@@ -601,7 +601,9 @@ def _new_model(cls, settings: dict, split):
 def _compile(model, config: RunConfig) -> None:
     from keras_recae.optimizers import FusedAdam
 
-    model.compile(optimizer=FusedAdam(config.lr), jit_compile=config.jit_compile)
+    # A model that asks for row-sparse updates (`sparse_updates`) gets the lazy Adam.
+    optimizer = FusedAdam(config.lr, sparse_updates=getattr(model, "sparse_updates", False))
+    model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
 
 
 def fit(

@@ -47,11 +47,20 @@ def features(data):
     return data[0] if isinstance(data, (tuple, list)) else data
 
 
-def vae_cf_dense(units: int, activation, name: str, l2: float = 0.0, sparse: bool = False):
+def vae_cf_dense(
+    units: int,
+    activation,
+    name: str,
+    l2: float = 0.0,
+    sparse: bool = False,
+    row_gradients: bool = False,
+):
     """A layer initialised as in Liang et al.'s code: Glorot kernels, N(0, 0.001) biases.
 
-    `sparse=True` gives the first layer, which takes the sparse input.
+    `sparse=True` gives the first layer, which takes the sparse input;
+    `row_gradients=True` there makes its kernel's gradient a set of rows (see `SparseDense`).
     """
+    options = {"row_gradients": True} if row_gradients else {}
     layer_cls = SparseDense if sparse else keras.layers.Dense
     return layer_cls(
         units,
@@ -60,6 +69,7 @@ def vae_cf_dense(units: int, activation, name: str, l2: float = 0.0, sparse: boo
         bias_initializer=keras.initializers.TruncatedNormal(stddev=0.001),
         kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
         name=name,
+        **options,
     )
 
 

@@ -18,6 +18,7 @@ from keras_recae.checks import (
 )
 from keras_recae.distribute import replica_mean
 from keras_recae.layers.gaussian_sampling import GaussianSampling
+from keras_recae.layers.item_output import ItemOutput
 from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import gaussian_kl, multinomial_nll, sampled_multinomial_nll
 from keras_recae.models.building import build_stack, features, vae_cf_dense
@@ -60,6 +61,13 @@ class MultVAE(LossPartsTraining, Recommender):
             serving always score the whole catalogue. Defaults to `0`.
         sampled_proposal: str. `"popularity"` (each item's training users plus one, set by
             `adapt`) or `"uniform"`. Defaults to `"popularity"`.
+        sparse_updates: bool. Updates that touch only the rows a batch used: the first
+            layer's kernel rows of the batch's items and, with `sampled_softmax`, the output
+            rows of the candidates (the output layer is then an `ItemOutput`, one row per
+            item), updated by a lazy Adam (`FusedAdam(sparse_updates=True)`, which
+            `keras-recae train` uses for such a model). For catalogues of 10^5 items and
+            more; needs `l2=0` (a penalty on a whole kernel has a whole gradient). Defaults
+            to `False`.
 
     Example:
 
@@ -107,9 +115,16 @@ class MultVAE(LossPartsTraining, Recommender):
         seed: int | None = None,
         sampled_softmax: int = 0,
         sampled_proposal: str = "popularity",
+        sparse_updates: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.sparse_updates = bool(sparse_updates)
+        if self.sparse_updates and l2:
+            raise ValueError(
+                "`sparse_updates=True` needs `l2=0`: a penalty on a whole kernel has a "
+                f"gradient on every row. Received: l2={l2}"
+            )
         self.hidden_dims = check_hidden_dims(hidden_dims)
         self.dropout = check_rate("dropout", dropout)
         self.sampled_softmax = check_non_negative_int("sampled_softmax", sampled_softmax)
@@ -129,10 +144,24 @@ class MultVAE(LossPartsTraining, Recommender):
         self.input_dropout = SparseDropout(self.dropout, seed=seed, name="input_dropout")
         *hidden, latent = self.hidden_dims
         self.encoder_layers = [
-            vae_cf_dense(units, "tanh", f"encoder_{i}", self.l2, sparse=i == 0)
+            vae_cf_dense(
+                units,
+                "tanh",
+                f"encoder_{i}",
+                self.l2,
+                sparse=i == 0,
+                row_gradients=i == 0 and self.sparse_updates,
+            )
             for i, units in enumerate(hidden)
         ]
-        self.posterior = vae_cf_dense(2 * latent, None, "posterior", self.l2, sparse=not hidden)
+        self.posterior = vae_cf_dense(
+            2 * latent,
+            None,
+            "posterior",
+            self.l2,
+            sparse=not hidden,
+            row_gradients=not hidden and self.sparse_updates,
+        )
         self.sampling = GaussianSampling(seed=None if seed is None else seed + 1, name="sampling")
         self.decoder_layers = [
             vae_cf_dense(units, "tanh", f"decoder_{i}", self.l2)
@@ -141,7 +170,14 @@ class MultVAE(LossPartsTraining, Recommender):
 
     def build(self, input_shape):
         n_items = input_shape[-1]
-        self.output_layer = vae_cf_dense(n_items, None, "logits", self.l2)
+        if self.sparse_updates:
+            self.output_layer = ItemOutput(
+                n_items,
+                bias_initializer=keras.initializers.TruncatedNormal(stddev=0.001),
+                name="logits",
+            )
+        else:
+            self.output_layer = vae_cf_dense(n_items, None, "logits", self.l2)
         build_stack(self.encoder_layers + [self.posterior], n_items)
         build_stack(self.decoder_layers + [self.output_layer], self.hidden_dims[-1])
         if self.sampled_softmax and self.sampled_proposal == "popularity":
@@ -214,10 +250,22 @@ class MultVAE(LossPartsTraining, Recommender):
         if self.sampled_softmax and training:
             sampled, log_expected = self.sampled_candidates()
             output = self.output_layer
-            rows_nll = sampled_multinomial_nll(
-                hidden, output.kernel, output.bias, inputs, sampled, log_expected
-            )
-            if output.kernel_regularizer is not None:
+            if self.sparse_updates:
+                # The variables themselves: their gradients are the candidates' rows.
+                rows_nll = sampled_multinomial_nll(
+                    hidden,
+                    output.item_vectors.value,
+                    output.item_bias.value,
+                    inputs,
+                    sampled,
+                    log_expected,
+                    item_axis=0,
+                )
+            else:
+                rows_nll = sampled_multinomial_nll(
+                    hidden, output.kernel, output.bias, inputs, sampled, log_expected
+                )
+            if getattr(output, "kernel_regularizer", None) is not None:
                 # The output layer is not called: its penalty is added here.
                 rows_nll = rows_nll + output.kernel_regularizer(output.kernel)
         else:
@@ -243,4 +291,6 @@ class MultVAE(LossPartsTraining, Recommender):
                 "sampled_proposal": self.sampled_proposal,
             }
         )
+        if self.sparse_updates:
+            config["sparse_updates"] = True
         return config

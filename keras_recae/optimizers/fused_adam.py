@@ -21,7 +21,16 @@ class FusedAdam(keras.optimizers.Adam):
     device's copy of a variable in the cross-replica context; the kernel then updates that
     copy with that device's copies of the moments. Where the kernel does not apply
     (AMSGrad, a variable without a resource handle in this context), the Keras update runs
-    instead. Arguments, state and saved files are those of `keras.optimizers.Adam`.
+    instead. Arguments, state and saved files are those of `keras.optimizers.Adam`, and:
+
+    `sparse_updates=True` makes the update of a variable whose gradient is a
+    `tf.IndexedSlices` (rows gathered from it: `SparseDense(row_gradients=True)`,
+    `ItemOutput` under a sampled softmax) lazy, as TensorFlow 1's sparse Adam and
+    `LazyAdam` are: the rows in the gradient (repeats summed) get the Adam update of their
+    moments and weights; the other rows, and their moments, stay as they are. Time and
+    memory per step then follow the batch's items, not the catalogue. This is not Adam's
+    update for the untouched rows (whose moments would decay and keep moving the weights),
+    so it is off by default and a model asks for it (`sparse_updates`).
 
     Example:
 
@@ -32,7 +41,21 @@ class FusedAdam(keras.optimizers.Adam):
     ```
     """
 
+    def __init__(self, *args, sparse_updates: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sparse_updates = bool(sparse_updates)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.sparse_updates:
+            config["sparse_updates"] = True
+        return config
+
     def update_step(self, gradient, variable, learning_rate):
+        if self.sparse_updates and isinstance(gradient, tf.IndexedSlices) and not self.amsgrad:
+            target = variable.value if isinstance(variable, keras.Variable) else variable
+            if not isinstance(target, tf.distribute.DistributedValues):
+                return self._lazy_update(gradient, variable, target, learning_rate)
         # The TensorFlow backend passes the `tf.Variable` under the Keras variable; under a
         # strategy, inside `strategy.extended.update`, one device's copy of it.
         target = variable.value if isinstance(variable, keras.Variable) else variable
@@ -60,3 +83,28 @@ class FusedAdam(keras.optimizers.Adam):
             epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
         )
+
+    def _lazy_update(self, gradient, variable, target, learning_rate):
+        """Adam on the rows of a `tf.IndexedSlices` gradient only (see the class)."""
+        dtype = target.dtype
+        index = self._get_variable_index(variable)
+        m = self._momentums[index].value
+        v = self._velocities[index].value
+        rows, position = tf.unique(gradient.indices)
+        values = tf.math.unsorted_segment_sum(
+            tf.cast(gradient.values, dtype), position, tf.shape(rows)[0]
+        )
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        rate = (
+            tf.cast(learning_rate, dtype)
+            * tf.sqrt(1.0 - tf.pow(beta_2, step))
+            / (1.0 - tf.pow(beta_1, step))
+        )
+        m_rows = beta_1 * tf.gather(m, rows) + (1.0 - beta_1) * values
+        v_rows = beta_2 * tf.gather(v, rows) + (1.0 - beta_2) * tf.square(values)
+        m.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.scatter_update(tf.IndexedSlices(v_rows, rows))
+        step_rows = rate * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, dtype))
+        target.scatter_sub(tf.IndexedSlices(step_rows, rows))

@@ -66,3 +66,66 @@ def test_config_round_trip():
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, FusedAdam)
     assert restored.get_config() == optimizer.get_config()
+
+
+def numpy_lazy_adam(weights, sparse_gradients, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adam on the rows each step's gradient holds (repeats summed); the others untouched."""
+    weights = weights.copy()
+    m = np.zeros_like(weights)
+    v = np.zeros_like(weights)
+    for step, (rows, values) in enumerate(sparse_gradients, start=1):
+        summed = {}
+        for row, value in zip(rows, values):
+            summed[row] = summed.get(row, 0.0) + value
+        alpha = lr * np.sqrt(1 - beta_2**step) / (1 - beta_1**step)
+        for row, gradient in summed.items():
+            m[row] = beta_1 * m[row] + (1 - beta_1) * gradient
+            v[row] = beta_2 * v[row] + (1 - beta_2) * gradient**2
+            weights[row] -= alpha * m[row] / (np.sqrt(v[row]) + epsilon)
+    return weights, m, v
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sparse_updates_touch_only_the_rows_of_the_gradient(jit_compile):
+    rng = np.random.default_rng(2)
+    start = rng.normal(size=(8, 3)).astype("float32")
+    steps = [
+        (np.array([1, 3, 1]), rng.normal(size=(3, 3)).astype("float32")),  # a repeated row
+        (np.array([3, 6]), rng.normal(size=(2, 3)).astype("float32")),
+        (np.array([0]), rng.normal(size=(1, 3)).astype("float32")),
+    ]
+    variable = keras.Variable(start)
+    optimizer = FusedAdam(learning_rate=0.05, sparse_updates=True)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(rows, values):
+        gradient = tf.IndexedSlices(values, rows, tf.constant(start.shape, tf.int64))
+        optimizer.apply([gradient], [variable])
+
+    for rows, values in steps:
+        step(tf.constant(rows, tf.int64), tf.constant(values))
+    weights, m, v = numpy_lazy_adam(start.astype("float64"), steps, lr=0.05)
+    np.testing.assert_allclose(variable.numpy(), weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(optimizer._momentums[0].numpy(), m, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(optimizer._velocities[0].numpy(), v, rtol=1e-4, atol=1e-9)
+    untouched = [2, 4, 5, 7]
+    np.testing.assert_array_equal(variable.numpy()[untouched], start[untouched])
+    # Saved and read back with its option.
+    assert FusedAdam.from_config(optimizer.get_config()).sparse_updates
+
+
+def test_without_sparse_updates_row_gradients_get_the_dense_adam_update():
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(4, 2)).astype("float32")
+    rows, values = np.array([1, 2]), rng.normal(size=(2, 2)).astype("float32")
+    dense = np.zeros_like(start)
+    dense[rows] = values
+    variable = keras.Variable(start)
+    optimizer = FusedAdam(learning_rate=0.05)
+    for _ in range(2):  # the second step moves row 1 and 2 again; the others stay at zero moments
+        optimizer.apply(
+            [tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([4, 2]))],
+            [variable],
+        )
+    expected = numpy_adam(start.astype("float64"), [dense, dense], lr=0.05)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)

@@ -4,11 +4,14 @@ non-finite score."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
+import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -25,11 +28,24 @@ from keras_recae.serving.signatures import MISSING_SCORE
 from keras_recae.training import RunConfig, train
 
 K = 5
+# A bounded run in the test suite; `KERAS_RECAE_FUZZ=long` (benchmarks/fuzz_serving.sh) sends
+# many more requests and writes its counts to $KERAS_RECAE_FUZZ_STATS.
+settings.register_profile("serving-suite", max_examples=40, deadline=None)
+settings.register_profile("serving-long", max_examples=1500, deadline=None)
 SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
+    settings.get_profile(f"serving-{os.environ.get('KERAS_RECAE_FUZZ', 'suite')}"),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Per test and channel: requests answered, and refused with INVALID_ARGUMENT (REST: 400).
+COUNTS = collections.defaultdict(collections.Counter)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_counts():
+    yield
+    path = os.environ.get("KERAS_RECAE_FUZZ_STATS")
+    if path:
+        Path(path).write_text(json.dumps(COUNTS, indent=2, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +108,7 @@ def test_recommend_in_process(served, data):
     item_ids = rectangle(data.draw(id_rows(known)))
     outputs = signatures["serving_default"](item_ids=tf.constant(item_ids))
     check_recommendations(item_ids, outputs, known)
+    COUNTS["recommend in process"]["answered"] += 1
 
 
 @SETTINGS
@@ -118,6 +135,7 @@ def test_score_with_repeated_and_unknown_candidates(served, data):
             values = scored[row == item]
             assert (values == values[0]).all()  # a repeated candidate scores the same
             assert (values[0] == MISSING_SCORE) == (item not in known)
+    COUNTS["score in process"]["answered"] += 1
 
 
 def rest(server, body: dict):
@@ -142,9 +160,11 @@ def test_recommend_over_rest_and_grpc(served, data):
     if item_ids.shape[0] == 0:
         # JSON has no empty matrix: `[]` is a rank-1 tensor, refused with the shape.
         assert status == 400 and "expected shape [?,?]" in body["error"]
+        COUNTS["recommend REST"]["refused"] += 1
     else:
         assert status == 200, body
         check_recommendations(item_ids, body["outputs"], known)
+        COUNTS["recommend REST"]["answered"] += 1
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "rec"
     request.model_spec.signature_name = "serving_default"
@@ -153,6 +173,7 @@ def test_recommend_over_rest_and_grpc(served, data):
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     check_recommendations(item_ids, outputs, known)
+    COUNTS["recommend gRPC"]["answered"] += 1
     if item_ids.shape[0]:
         np.testing.assert_array_equal(outputs["item_ids"], np.asarray(body["outputs"]["item_ids"]))
 
@@ -187,3 +208,51 @@ def test_malformed_requests_are_invalid_arguments(served, inputs, rest_message, 
             prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert grpc_message in raised.value.details()
+
+
+# Tensors of any dtype and rank, strings included (valid UTF-8 or not).
+TENSORS = st.one_of(
+    st.lists(st.binary(max_size=6), max_size=4).map(lambda v: np.array(v, dtype=object)),
+    st.lists(st.integers(-(2**31), 2**31 - 1), max_size=6).map(lambda v: np.array(v, np.int32)),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6).map(
+        lambda v: np.array(v, np.float32)
+    ),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=6).map(lambda v: np.array(v, np.int64)),
+).flatmap(
+    lambda flat: (
+        st.sampled_from([(), (1,), (len(flat),), (1, len(flat)), (len(flat), 1, 1)])
+        .filter(lambda shape: int(np.prod(shape)) == len(flat))
+        .map(lambda shape: flat.reshape(shape))
+    )
+)
+
+
+@SETTINGS
+@given(tensor=TENSORS, signature=st.sampled_from(["serving_default", "score"]))
+def test_any_tensor_over_grpc_is_answered_or_invalid_argument(served, tensor, signature):
+    """Wrong dtypes, ranks, non-UTF-8 strings: an answer with finite scores, or
+    INVALID_ARGUMENT with a message; never another status, and the server keeps serving."""
+    _, server, known = served
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "rec"
+    request.model_spec.signature_name = signature
+    request.inputs["item_ids"].CopyFrom(tf.make_tensor_proto(tensor))
+    if signature == "score":
+        request.inputs["candidate_ids"].CopyFrom(tf.make_tensor_proto(tensor))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=60)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+            assert error.details()
+            COUNTS["any tensor gRPC"]["refused"] += 1
+        else:
+            scores = tf.make_ndarray(response.outputs["scores"])
+            assert np.isfinite(scores).all()
+            COUNTS["any tensor gRPC"]["answered"] += 1
+        # Still serving.
+        good = predict_pb2.PredictRequest()
+        good.model_spec.name = "rec"
+        good.inputs["item_ids"].CopyFrom(tf.make_tensor_proto(np.array([[-1, known[0]]], np.int64)))
+        assert tf.make_ndarray(stub.Predict(good, timeout=60).outputs["scores"]).shape == (1, K)

@@ -1,0 +1,135 @@
+"""Row-sparse updates: the first layer's and the sampled output's gradients are the rows a
+batch used, the lazy Adam moves those rows only, and the model is the same function."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_recae.data import sparse_batches, synthetic_interactions
+from keras_recae.layers import ItemOutput, SparseDense
+from keras_recae.models import MultVAE
+from keras_recae.optimizers import FusedAdam
+
+
+def batch_of(matrix, rows):
+    return next(iter(sparse_batches(matrix[rows], len(rows))))
+
+
+def test_row_gradients_give_the_same_outputs_and_gradient_as_rows():
+    data = synthetic_interactions(seed=0)
+    batch = batch_of(data.matrix, np.arange(10))
+    plain = SparseDense(6, activation="tanh")
+    rows = SparseDense(6, activation="tanh", row_gradients=True)
+    plain.build((None, data.n_items))
+    rows.build((None, data.n_items))
+    rows.set_weights(plain.get_weights())
+    gradients = []
+    for layer in (plain, rows):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(batch) ** 2)
+        gradients.append(tape.gradient(loss, layer.kernel))
+    np.testing.assert_allclose(rows(batch).numpy(), plain(batch).numpy(), rtol=1e-5, atol=1e-6)
+    assert isinstance(gradients[1], tf.IndexedSlices)
+    assert not isinstance(gradients[0], tf.IndexedSlices)
+    # Only the batch's items have rows, and together they are the dense gradient.
+    items = set(batch.indices[:, 1].numpy().tolist())
+    assert set(gradients[1].indices.numpy().tolist()) == items
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(gradients[1]).numpy(), gradients[0].numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert SparseDense.from_config(rows.get_config()).row_gradients
+    assert "row_gradients" not in plain.get_config()
+
+
+def test_item_output_is_a_transposed_dense_layer():
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(3, 5)).astype("float32")
+    layer = ItemOutput(7)
+    logits = layer(hidden).numpy()
+    vectors, bias = layer.item_vectors.numpy(), layer.item_bias.numpy()
+    assert vectors.shape == (7, 5)
+    np.testing.assert_allclose(logits, hidden @ vectors.T + bias, rtol=1e-5, atol=1e-6)
+    with tf.GradientTape() as tape:
+        rows, biases = layer.gather(tf.constant([4, 1, 4]))
+        loss = tf.reduce_sum(rows) + tf.reduce_sum(biases)
+    gradient = tape.gradient(loss, layer.item_vectors)
+    assert isinstance(gradient, tf.IndexedSlices)
+    assert sorted(set(gradient.indices.numpy().tolist())) == [1, 4]
+
+
+def sparse_model(**settings):
+    return MultVAE(hidden_dims=(16, 8), seed=0, sparse_updates=True, **settings)
+
+
+def test_a_step_moves_only_the_rows_of_the_batch_and_the_candidates():
+    data = synthetic_interactions(seed=0)
+    model = sparse_model(sampled_softmax=20, sampled_proposal="uniform")
+    model.adapt(data.matrix)
+    model.compile(optimizer=FusedAdam(1e-2, sparse_updates=True))
+    batch = batch_of(data.matrix, np.arange(5))
+    model(batch)  # builds
+    first, output = model.encoder_layers[0], model.output_layer
+    assert isinstance(output, ItemOutput)
+    with tf.GradientTape() as tape:
+        loss = model.loss_parts(batch, training=True)["loss"]
+    gradients = tape.gradient(loss, [first.kernel, output.item_vectors, output.item_bias])
+    assert all(isinstance(g, tf.IndexedSlices) for g in gradients)
+    batch_items = set(batch.indices[:, 1].numpy().tolist())
+    assert set(gradients[0].indices.numpy().tolist()) == batch_items
+    assert batch_items <= set(gradients[1].indices.numpy().tolist())
+    # One update: rows outside the gradient keep their weights.
+    before = first.kernel.numpy(), output.item_vectors.numpy()
+    model.optimizer.apply(gradients, [first.kernel, output.item_vectors, output.item_bias])
+    after = first.kernel.numpy(), output.item_vectors.numpy()
+    for gradient, old, new in zip(gradients, before, after, strict=False):
+        moved = np.flatnonzero(np.any(old != new, axis=1))
+        assert set(moved.tolist()) <= set(gradient.indices.numpy().tolist())
+        assert moved.size > 0
+        untouched = np.setdiff1d(np.arange(old.shape[0]), gradient.indices.numpy())
+        np.testing.assert_array_equal(new[untouched], old[untouched])
+
+
+def test_without_sampling_the_loss_is_the_dense_models():
+    data = synthetic_interactions(seed=0)
+    batch = batch_of(data.matrix, np.arange(12))
+    dense = MultVAE(hidden_dims=(16, 8), seed=0)
+    rows = sparse_model()
+    dense(batch)
+    rows(batch)
+    # The same weights, the output kernel transposed into item rows.
+    for a, b in zip(
+        dense.encoder_layers + [dense.posterior],
+        rows.encoder_layers + [rows.posterior],
+        strict=True,
+    ):
+        b.set_weights(a.get_weights())
+    for a, b in zip(dense.decoder_layers, rows.decoder_layers, strict=True):
+        b.set_weights(a.get_weights())
+    kernel, bias = dense.output_layer.get_weights()
+    rows.output_layer.set_weights([kernel.T, bias])
+    np.testing.assert_allclose(
+        rows(batch, training=False).numpy(),
+        dense(batch, training=False).numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_a_sparse_model_trains_saves_and_loads(tmp_path):
+    data = synthetic_interactions(seed=0)
+    model = sparse_model(sampled_softmax=32)
+    model.adapt(data.matrix)
+    model.compile(optimizer=FusedAdam(1e-2, sparse_updates=True))
+    history = model.fit(sparse_batches(data.matrix, 100, shuffle=True, seed=0), epochs=4, verbose=0)
+    assert history.history["nll"][-1] < history.history["nll"][0]
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_config()["sparse_updates"] and loaded.optimizer.sparse_updates
+    batch = batch_of(data.matrix, np.arange(8))
+    np.testing.assert_allclose(loaded(batch).numpy(), model(batch).numpy(), rtol=1e-5)
+
+
+def test_sparse_updates_refuse_a_penalty_on_the_whole_kernel():
+    with pytest.raises(ValueError, match="`sparse_updates=True` needs `l2=0`"):
+        MultVAE(sparse_updates=True, l2=1e-4)

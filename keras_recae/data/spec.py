@@ -195,6 +195,17 @@ def load_split(
         test_frame = None
     if protocol is None:
         protocol = "given" if test_frame is not None else ("random" if explicit else "strong")
+    # A flag of another protocol is a mistake, not a no-op (with --protocol left out, the
+    # protocol is only known here).
+    for flag, value, owner in (
+        ("--time-cut", spec.time_cut, "temporal"),
+        ("--last-n", spec.last_n, "leave-last-out"),
+        ("--heldout-users", spec.heldout_users, "strong"),
+    ):
+        if value is not None and protocol != owner:
+            raise ConfigError(
+                f"{flag} is for --protocol {owner}; this run's protocol is {protocol}"
+            )
     threshold = spec.threshold
     if threshold is not None and not explicit and "rating" not in train_frame:
         raise ConfigError(

@@ -128,3 +128,23 @@ def test_time_protocols_from_a_file_and_their_errors(tmp_path):
         load_split(DataSpec(str(untimed), protocol="temporal"))
     with pytest.raises(ConfigError, match="--time-cut is for --protocol temporal"):
         DataSpec(str(path), protocol="strong", time_cut="0.5")
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            DataSpec("synthetic", time_cut="0.5"),
+            "--time-cut is for --protocol temporal; this run's protocol is strong",
+        ),
+        (
+            DataSpec("synthetic", last_n=2),
+            "--last-n is for --protocol leave-last-out; this run's protocol is strong",
+        ),
+    ],
+)
+def test_a_flag_of_another_protocol_is_refused_once_the_protocol_is_known(spec, message):
+    """Left out, `--protocol` is known only from the data: a flag of another protocol is an
+    error then too, not a flag silently ignored."""
+    with pytest.raises(ConfigError, match=message):
+        load_split(spec)

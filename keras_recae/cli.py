@@ -311,6 +311,7 @@ _level = _checked(float, lambda value: 0.0 < value < 1.0, "a level in (0, 1)")
 _decay = _checked(float, lambda value: 0.0 < value <= 1.0, "a factor in (0, 1]")
 _finite = _checked(float, math.isfinite, "a finite number")
 
+
 def _format(text: str) -> str:
     """An argparse type: a reader format, checked before any file is opened."""
     from keras_recae.data.readers import _ALIASES, FORMATS
@@ -327,7 +328,10 @@ _seed = _checked(int, lambda value: 0 <= value < 2**32, "a whole number in [0, 2
 # The data flags of `train`, `tune` and `evaluate`: the fields of `DataSpec`.
 DATA_FLAGS = {
     "--test": (str, "the test file of a given split (e.g. u1.test)"),
-    "--format": (_format, "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)"),
+    "--format": (
+        _format,
+        "ml-100k, ml-1m, ml-20m, lightgcn, csv, tsv or parquet (default: detected)",
+    ),
     "--heldout-users": (_count, "strong: validation users, and test users"),
     "--threshold": (_finite, "implicit models keep ratings above it (default 3.5)"),
     "--validation-fraction": (

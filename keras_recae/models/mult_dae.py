@@ -10,18 +10,22 @@ from keras_recae.layers.sparse_dropout import SparseDropout
 from keras_recae.losses import multinomial_nll
 from keras_recae.models.building import build_stack, features, vae_cf_dense
 from keras_recae.models.recommender import Recommender
+from keras_recae.models.sampled_output import SampledOutput, document_settings
 from keras_recae.search_space import choice, float_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class MultDAE(Recommender):
+@document_settings
+class MultDAE(SampledOutput, Recommender):
     """Denoising autoencoder for collaborative filtering (Mult-DAE).
 
     The input row is L2-normalised and dropped out in training, passed
     through tanh layers down to the code and back up, and the output logits
     are trained with the multinomial negative log-likelihood plus an L2
-    penalty on the kernels, in Keras's own train step (`compute_loss`). Under a
+    penalty on the kernels, in Keras's own train step (`compute_loss`); with a sampled
+    softmax, `call` in training stops before the output layer and the loss computes the
+    logits it needs. Under a
     `tf.distribute` strategy each replica's loss is its share of the global batch's,
     the convention of Keras's `compute_loss` (see `keras_recae.distribute`).
 
@@ -33,7 +37,8 @@ class MultDAE(Recommender):
         l2: float. L2 penalty on the kernels, added to the per-user mean loss.
             Defaults to `2e-5` (the reference code's 0.01 divided by the
             batch size of 500).
-        seed: int | None. Seed of the dropout. Defaults to `None`.
+        seed: int | None. Seed of the dropout (and of the sampling). Defaults to `None`.
+        {output settings}
 
     Example:
 
@@ -72,6 +77,9 @@ class MultDAE(Recommender):
         dropout: float = 0.5,
         l2: float = 2e-5,
         seed: int | None = None,
+        sampled_softmax: int = 0,
+        sampled_proposal: str = "popularity",
+        sparse_updates: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -80,8 +88,16 @@ class MultDAE(Recommender):
         self.l2 = check_non_negative("l2", l2)
         self.seed = seed
         self.input_dropout = SparseDropout(self.dropout, seed=seed, name="input_dropout")
+        self.init_output(sampled_softmax, sampled_proposal, sparse_updates, self.l2, seed)
         self.encoder_layers = [
-            vae_cf_dense(units, "tanh", f"encoder_{i}", self.l2, sparse=i == 0)
+            vae_cf_dense(
+                units,
+                "tanh",
+                f"encoder_{i}",
+                self.l2,
+                sparse=i == 0,
+                row_gradients=i == 0 and self.sparse_updates,
+            )
             for i, units in enumerate(self.hidden_dims)
         ]
         self.decoder_layers = [
@@ -91,7 +107,7 @@ class MultDAE(Recommender):
 
     def build(self, input_shape):
         n_items = input_shape[-1]
-        self.output_layer = vae_cf_dense(n_items, None, "logits", self.l2)
+        self.build_output(n_items, self.l2)
         build_stack(self.encoder_layers, n_items)
         build_stack(self.decoder_layers + [self.output_layer], self.hidden_dims[-1])
 
@@ -103,13 +119,21 @@ class MultDAE(Recommender):
 
     def call(self, inputs, training=False):
         h = self.encode(inputs, training=training)
-        for layer in self.decoder_layers + [self.output_layer]:
+        for layer in self.decoder_layers:
             h = layer(h)
-        return h
+        if training and self.sampled_softmax:
+            # The sampled loss takes the output layer's input and computes the logits of
+            # its candidates only (`compute_loss`).
+            return h
+        return self.output_layer(h)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         inputs = features(x)
-        nll = replica_mean(multinomial_nll(y_pred, inputs), row_counts(inputs) > 0)
+        if training and self.sampled_softmax:
+            rows_nll = self.output_nll(y_pred, inputs, training=True)
+        else:
+            rows_nll = multinomial_nll(y_pred, inputs)
+        nll = replica_mean(rows_nll, row_counts(inputs) > 0)
         if self.losses:
             nll = nll + weight_penalty(self.losses)
         return nll
@@ -122,6 +146,7 @@ class MultDAE(Recommender):
                 "dropout": self.dropout,
                 "l2": self.l2,
                 "seed": self.seed,
+                **self.output_config(),
             }
         )
         return config

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
-import numpy as np
-import scipy.sparse as sp
 
 from keras_recae.checks import (
-    check_choice,
     check_hidden_dims,
     check_non_negative,
-    check_non_negative_int,
     check_positive_int,
     check_rate,
 )
 from keras_recae.distribute import replica_mean
 from keras_recae.layers.gaussian_sampling import GaussianSampling
-from keras_recae.layers.item_output import ItemOutput
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import gaussian_kl, multinomial_nll, sampled_multinomial_nll
+from keras_recae.losses import gaussian_kl
 from keras_recae.models.building import build_stack, features, vae_cf_dense
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
+from keras_recae.models.sampled_output import SampledOutput, document_settings
 from keras_recae.search_space import choice, float_range, int_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class MultVAE(LossPartsTraining, Recommender):
+@document_settings
+class MultVAE(SampledOutput, LossPartsTraining, Recommender):
     """Variational autoencoder for collaborative filtering (Mult-VAE).
 
     The input row is L2-normalised, dropped out in training, and encoded by
@@ -54,20 +49,7 @@ class MultVAE(LossPartsTraining, Recommender):
         beta: float | None. A fixed KL weight instead of annealing. Defaults to `None`.
         l2: float. L2 penalty on the kernels. Defaults to `0.0`.
         seed: int | None. Seed of dropout and sampling. Defaults to `None`.
-        sampled_softmax: int. 0 trains with the full softmax over the catalogue; N > 0
-            samples N items an update from `sampled_proposal` and computes the logits of the
-            batch's target items and those only, with the log-Q correction and accidental
-            hits removed (`keras_recae.losses.sampled_multinomial_nll`). Evaluation and
-            serving always score the whole catalogue. Defaults to `0`.
-        sampled_proposal: str. `"popularity"` (each item's training users plus one, set by
-            `adapt`) or `"uniform"`. Defaults to `"popularity"`.
-        sparse_updates: bool. Updates that touch only the rows a batch used: the first
-            layer's kernel rows of the batch's items and, with `sampled_softmax`, the output
-            rows of the candidates (the output layer is then an `ItemOutput`, one row per
-            item), updated by a lazy Adam (`FusedAdam(sparse_updates=True)`, which
-            `keras-recae train` uses for such a model). For catalogues of 10^5 items and
-            more; needs `l2=0` (a penalty on a whole kernel has a whole gradient). Defaults
-            to `False`.
+        {output settings}
 
     Example:
 
@@ -119,23 +101,9 @@ class MultVAE(LossPartsTraining, Recommender):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.sparse_updates = bool(sparse_updates)
-        if self.sparse_updates and l2:
-            raise ValueError(
-                "`sparse_updates=True` needs `l2=0`: a penalty on a whole kernel has a "
-                f"gradient on every row. Received: l2={l2}"
-            )
         self.hidden_dims = check_hidden_dims(hidden_dims)
         self.dropout = check_rate("dropout", dropout)
-        self.sampled_softmax = check_non_negative_int("sampled_softmax", sampled_softmax)
-        self.sampled_proposal = check_choice(
-            "sampled_proposal", sampled_proposal, ("popularity", "uniform")
-        )
-        if self.sampled_softmax:
-            # Only then: a model without it keeps the variables of earlier versions.
-            self.candidate_seed = keras.random.SeedGenerator(
-                None if seed is None else seed + 2, name="candidate_sampling"
-            )
+        self.init_output(sampled_softmax, sampled_proposal, sparse_updates, l2, seed)
         self.beta_cap = check_non_negative("beta_cap", beta_cap)
         self.total_anneal_steps = check_positive_int("total_anneal_steps", total_anneal_steps)
         self.beta = None if beta is None else check_non_negative("beta", beta)
@@ -170,42 +138,9 @@ class MultVAE(LossPartsTraining, Recommender):
 
     def build(self, input_shape):
         n_items = input_shape[-1]
-        if self.sparse_updates:
-            self.output_layer = ItemOutput(
-                n_items,
-                bias_initializer=keras.initializers.TruncatedNormal(stddev=0.001),
-                name="logits",
-            )
-        else:
-            self.output_layer = vae_cf_dense(n_items, None, "logits", self.l2)
+        self.build_output(n_items, self.l2)
         build_stack(self.encoder_layers + [self.posterior], n_items)
         build_stack(self.decoder_layers + [self.output_layer], self.hidden_dims[-1])
-        if self.sampled_softmax and self.sampled_proposal == "popularity":
-            self.log_proposal = self.add_weight(
-                shape=(n_items,),
-                initializer=keras.initializers.Constant(-math.log(n_items)),
-                trainable=False,
-                name="log_proposal",
-            )
-
-    def adapt(self, matrix) -> None:
-        super().adapt(matrix)
-        if self.sampled_softmax and self.sampled_proposal == "popularity":
-            matrix = sp.csr_matrix(matrix)
-            users = np.bincount(matrix.indices, minlength=matrix.shape[1]) + 1.0
-            self.log_proposal.assign(np.log(users / users.sum()).astype("float32"))
-
-    def sampled_candidates(self):
-        """This update's sampled items and the log of their expected counts in the sample."""
-        n_sampled = self.sampled_softmax
-        n_items = self.output_layer.units
-        if self.sampled_proposal == "uniform":
-            sampled = keras.random.randint((n_sampled,), 0, n_items, seed=self.candidate_seed)
-            expected = keras.ops.full((n_sampled,), math.log(n_sampled / n_items))
-            return sampled, expected
-        log_q = keras.ops.convert_to_tensor(self.log_proposal)
-        sampled = keras.random.categorical(log_q[None, :], n_sampled, seed=self.candidate_seed)[0]
-        return sampled, math.log(n_sampled) + keras.ops.take(log_q, sampled)
 
     def posterior_parameters(self, inputs, training=False):
         """Mean and log-variance of the posterior for a sparse input."""
@@ -247,29 +182,7 @@ class MultVAE(LossPartsTraining, Recommender):
         mean, log_var = self.posterior_parameters(inputs, training=training)
         hidden = self.decode_hidden(self.sampling([mean, log_var], training=training))
         present = row_counts(inputs) > 0
-        if self.sampled_softmax and training:
-            sampled, log_expected = self.sampled_candidates()
-            output = self.output_layer
-            if self.sparse_updates:
-                # The variables themselves: their gradients are the candidates' rows.
-                rows_nll = sampled_multinomial_nll(
-                    hidden,
-                    output.item_vectors.value,
-                    output.item_bias.value,
-                    inputs,
-                    sampled,
-                    log_expected,
-                    item_axis=0,
-                )
-            else:
-                rows_nll = sampled_multinomial_nll(
-                    hidden, output.kernel, output.bias, inputs, sampled, log_expected
-                )
-            if getattr(output, "kernel_regularizer", None) is not None:
-                # The output layer is not called: its penalty is added here.
-                rows_nll = rows_nll + output.kernel_regularizer(output.kernel)
-        else:
-            rows_nll = multinomial_nll(self.output_layer(hidden), inputs)
+        rows_nll = self.output_nll(hidden, inputs, training)
         # Under a strategy these are this replica's shares of the global batch's means.
         nll = replica_mean(rows_nll, present)
         kl = replica_mean(gaussian_kl(mean, log_var), present)
@@ -287,10 +200,7 @@ class MultVAE(LossPartsTraining, Recommender):
                 "beta": self.beta,
                 "l2": self.l2,
                 "seed": self.seed,
-                "sampled_softmax": self.sampled_softmax,
-                "sampled_proposal": self.sampled_proposal,
+                **self.output_config(),
             }
         )
-        if self.sparse_updates:
-            config["sparse_updates"] = True
         return config

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions
 from keras_recae.losses import multinomial_nll, sampled_multinomial_nll
-from keras_recae.models import MultVAE
+from keras_recae.models import MultDAE, MultVAE
 
 
 def sparse(matrix: sp.csr_matrix) -> tf.SparseTensor:
@@ -95,10 +95,11 @@ def test_every_item_sampled_once_gives_the_full_multinomial_loss():
     np.testing.assert_allclose(sampled.numpy(), full.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
 @pytest.mark.parametrize("proposal", ["popularity", "uniform"])
-def test_a_mult_vae_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, proposal):
+def test_a_model_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, proposal, cls):
     data = synthetic_interactions(seed=0)
-    model = MultVAE(hidden_dims=(16,), seed=0, sampled_softmax=64, sampled_proposal=proposal)
+    model = cls(hidden_dims=(16,), seed=0, sampled_softmax=64, sampled_proposal=proposal)
     model.adapt(data.matrix)
     if proposal == "popularity":
         users = np.bincount(data.matrix.indices, minlength=data.n_items) + 1.0
@@ -107,12 +108,12 @@ def test_a_mult_vae_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, p
         )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = model.fit(sparse_batches(data.matrix, 100, shuffle=True, seed=0), epochs=4, verbose=0)
-    losses = history.history["nll"]
+    losses = history.history["nll" if cls is MultVAE else "loss"]
     assert losses[-1] < losses[0]
     batch = next(iter(sparse_batches(data.matrix[:8], 8)))
     assert model(batch, training=False).shape == (8, data.n_items)
     # The full-softmax NLL of the trained model is below an untrained one's.
-    untrained = MultVAE(hidden_dims=(16,), seed=0)
+    untrained = cls(hidden_dims=(16,), seed=0)
     trained_nll = float(np.mean(multinomial_nll(model(batch), batch)))
     untrained_nll = float(np.mean(multinomial_nll(untrained(batch), batch)))
     assert trained_nll < untrained_nll
@@ -124,8 +125,9 @@ def test_a_mult_vae_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, p
     assert math.isfinite(trained_nll)
 
 
-def test_settings_are_checked():
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+def test_settings_are_checked(cls):
     with pytest.raises(ValueError, match="`sampled_softmax` should be a non-negative integer"):
-        MultVAE(sampled_softmax=-1)
+        cls(sampled_softmax=-1)
     with pytest.raises(ValueError, match="`sampled_proposal` should be one of"):
-        MultVAE(sampled_softmax=10, sampled_proposal="zipf")
+        cls(sampled_softmax=10, sampled_proposal="zipf")

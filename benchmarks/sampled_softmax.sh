@@ -2,6 +2,8 @@
 # Mult-VAE with the full softmax against a sampled one (1,000 of ML-1M's 3,533 items, uniform or
 # popularity proposal): validation NDCG@100 every 5 epochs, ML-1M positives `strong` 600/600,
 # one thread. The defaults for 20 epochs, then the 40-trial study's settings to early stopping.
+# Then the lazy Adam of row-sparse updates (`sparse_updates=true`) against the dense update at
+# the defaults' 20 epochs, at the default learning rate and at larger ones.
 # Usage: bash benchmarks/sampled_softmax.sh   (writes benchmarks/runs/sampled-softmax/)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,3 +20,6 @@ train defaults-popularity1000 --epochs 20 --set sampled_softmax=1000 --set sampl
 best="$here/studies/ml1m-strong-mult-vae/best.json"
 train tuned-popularity1000 --epochs 200 --patience 6 --params "$best" --set sampled_softmax=1000
 train tuned-uniform1000 --epochs 200 --patience 6 --params "$best" --set sampled_softmax=1000 --set sampled_proposal=uniform
+train defaults-popularity1000-sparse --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true
+train defaults-popularity1000-sparse-lr1e-2 --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true --lr 1e-2
+train defaults-popularity1000-sparse-lr3e-2 --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true --lr 3e-2

@@ -548,6 +548,7 @@ def test_a_misspelt_metric_is_a_usage_error_before_anything_runs(tmp_path, capsy
         (["--heldout-users", "100000"], "--heldout-users should be positive and leave train"),
         (["--seed", "-1"], "argument --seed: expected a whole number in [0, 2**32)"),
         (["--format", "xml"], "argument --format: expected one of ml-100k, ml-1m"),
+        (["--threshold", "3"], "--threshold 3: no rating of synthetic is above it"),
         (["--time-cut", "0.5"], "--time-cut is for --protocol temporal; this run's protocol"),
         (
             [

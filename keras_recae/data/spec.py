@@ -212,6 +212,11 @@ def load_split(
             f"--threshold {threshold:g}: {spec.data} has no ratings to compare with it (pairs "
             "only); leave out --threshold"
         )
+    if threshold is not None and not explicit and not (train_frame["rating"] > threshold).any():
+        raise ConfigError(
+            f"--threshold {threshold:g}: no rating of {spec.data} is above it, so no "
+            "interaction would be kept"
+        )
     has_ratings = "rating" in train_frame and not (train_frame["rating"] == 1.0).all()
     if threshold is None and has_ratings and not explicit:
         threshold = DEFAULT_THRESHOLD

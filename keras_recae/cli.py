@@ -314,11 +314,11 @@ _finite = _checked(float, math.isfinite, "a finite number")
 
 def _format(text: str) -> str:
     """An argparse type: a reader format, checked before any file is opened."""
-    from keras_recae.data.readers import _ALIASES, FORMATS
+    from keras_recae.data.readers import FORMAT_ALIASES, FORMATS
 
-    if text.lower() not in FORMATS and text.lower() not in _ALIASES:
+    if text.lower() not in FORMATS and text.lower() not in FORMAT_ALIASES:
         raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(FORMATS)} (or {', '.join(_ALIASES)}), got {text!r}"
+            f"expected one of {', '.join(FORMATS)} (or {', '.join(FORMAT_ALIASES)}), got {text!r}"
         )
     return text
 

@@ -24,7 +24,7 @@ import pandas as pd
 from keras_recae.data.ids import parse_ids
 
 FORMATS = ("ml-100k", "ml-1m", "ml-20m", "lightgcn", "csv", "tsv", "parquet")
-_ALIASES = {
+FORMAT_ALIASES = {
     "ml-10m": "ml-1m",
     "ml-25m": "ml-20m",
     "ml-latest": "ml-20m",
@@ -231,12 +231,12 @@ def _resolve(path, format: str | None) -> tuple[Path, str]:
     """The file to read and its format."""
     path = Path(path)
     if format is not None:
-        if format.lower() not in FORMATS and format.lower() not in _ALIASES:
+        if format.lower() not in FORMATS and format.lower() not in FORMAT_ALIASES:
             raise DataFormatError(
                 f"Unknown format {format!r}. Known formats: {', '.join(FORMATS)} "
-                f"(also {', '.join(_ALIASES)})."
+                f"(also {', '.join(FORMAT_ALIASES)})."
             )
-        format = _ALIASES.get(format.lower(), format.lower())
+        format = FORMAT_ALIASES.get(format.lower(), format.lower())
     if not path.exists():
         raise DataFormatError(f"{path}: no such file or directory.")
     if path.is_dir():

@@ -114,9 +114,7 @@ class SparseDense(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "row_gradients": self.row_gradients,
             }
         )
-        if self.row_gradients:
-            # Only then: the configs of models saved before it stay as they were.
-            config["row_gradients"] = True
         return config

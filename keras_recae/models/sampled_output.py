@@ -141,11 +141,8 @@ class SampledOutput:
         return rows_nll
 
     def output_config(self) -> dict:
-        config = {
+        return {
             "sampled_softmax": self.sampled_softmax,
             "sampled_proposal": self.sampled_proposal,
+            "sparse_updates": self.sparse_updates,
         }
-        if self.sparse_updates:
-            # Only then: the configs of models saved before it stay as they were.
-            config["sparse_updates"] = True
-        return config

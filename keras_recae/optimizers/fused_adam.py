@@ -46,10 +46,7 @@ class FusedAdam(keras.optimizers.Adam):
         self.sparse_updates = bool(sparse_updates)
 
     def get_config(self):
-        config = super().get_config()
-        if self.sparse_updates:
-            config["sparse_updates"] = True
-        return config
+        return {**super().get_config(), "sparse_updates": self.sparse_updates}
 
     def update_step(self, gradient, variable, learning_rate):
         if self.sparse_updates and isinstance(gradient, tf.IndexedSlices) and not self.amsgrad:

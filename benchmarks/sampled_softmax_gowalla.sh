@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Mult-VAE on Gowalla (`given`, 40,981 items) with the full softmax against 4,096 sampled items
+# (popularity proposal), dense and row-sparse (lazy Adam) updates, the defaults for 10 epochs,
+# validation Recall@20 / NDCG@20 every 5 epochs, one thread. The full-softmax run is
+# benchmarks/runs/precision/gowalla-mult-vae-float32 (the same command without --set).
+# Usage: bash benchmarks/sampled_softmax_gowalla.sh   (writes benchmarks/runs/sampled-softmax/)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+data="$(cd "$here/../.." && pwd)/shared/data/gowalla"
+runs="$here/runs/sampled-softmax"
+common=(--data "$data" --threads 1 --epochs 10 --eval-every 5 --metrics recall@20,ndcg@20 --monitor ndcg@20)
+train() {
+  local out="$runs/$1"; shift
+  [ -f "$out/metrics.json" ] || keras-recae train mult-vae "${common[@]}" "$@" --out "$out"
+}
+train gowalla-popularity4096 --set sampled_softmax=4096
+train gowalla-popularity4096-sparse-lr1e-2 --set sampled_softmax=4096 --set sparse_updates=true --lr 1e-2
+train gowalla-popularity4096-sparse --set sampled_softmax=4096 --set sparse_updates=true

@@ -2,9 +2,9 @@
 one training epoch, full-ranking evaluation of the held-out users, and (optionally) the
 exported SavedModel's size and top-100 latency at batch 1.
 
-Each phase's wall and CPU seconds and the process's peak RSS after it (`ru_maxrss`, which
-only grows: the figure after training is the peak of loading and training) go to a JSON
-file. One thread (`--threads`).
+Each phase's wall and CPU seconds, the process's peak RSS after it (`ru_maxrss`, which only
+grows: the figure after training is the peak of loading and training) and the largest
+resident memory sampled during the phase go to a JSON file. One thread (`--threads`).
 
 Usage:
     python benchmarks/scale.py --users 200000 --items 1000000 --interactions 10000000 \
@@ -19,6 +19,7 @@ import os
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,22 +28,42 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_mb() -> float:
+    """The process's resident memory now (VmRSS), in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 class Phase:
-    """Wall and CPU seconds of a block, and the peak RSS after it, into `record[name]`."""
+    """Wall and CPU seconds of a block, the process's peak RSS after it, and the largest
+    resident memory seen during it (sampled every 0.2 s), into `record[name]`."""
 
     def __init__(self, record: dict, name: str):
         self.record, self.name = record, name
 
+    def _sample(self):
+        while not self.done.wait(0.2):
+            self.largest = max(self.largest, rss_mb())
+
     def __enter__(self):
         self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.largest, self.done = rss_mb(), threading.Event()
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
         return self
 
     def __exit__(self, *exc):
+        self.done.set()
+        self.sampler.join()
         if exc[0] is None:
             self.record[self.name] = {
                 "wall_seconds": round(time.perf_counter() - self.wall, 2),
                 "cpu_seconds": round(time.process_time() - self.cpu, 2),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
+                "largest_rss_during_mb": round(max(self.largest, rss_mb()), 1),
             }
             print(self.name, self.record[self.name], flush=True)
 

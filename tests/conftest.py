@@ -7,6 +7,11 @@ checks) are importable by name because pyproject.toml puts that folder on pytest
 
 from __future__ import annotations
 
+import collections
+import json
+import os
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -47,3 +52,15 @@ def dtype_policy():
     previous = keras.config.dtype_policy()
     yield keras.config.set_dtype_policy
     keras.config.set_dtype_policy(previous)
+
+
+@pytest.fixture(scope="module")
+def fuzz_counts():
+    """A fuzzing module's inputs counted by target and outcome; when the module ends they are
+    written as JSON to $KERAS_RECAE_FUZZ_STATS, which the long fuzz scripts of `benchmarks/`
+    set (with KERAS_RECAE_FUZZ=long for more examples)."""
+    counts = collections.defaultdict(collections.Counter)
+    yield counts
+    path = os.environ.get("KERAS_RECAE_FUZZ_STATS")
+    if path:
+        Path(path).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")

@@ -2,12 +2,9 @@
 refused with a usage error (exit 2) that names the flag, before anything trains; never a
 traceback."""
 
-import collections
 import contextlib
 import io
-import json
 import os
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -16,24 +13,12 @@ from hypothesis import strategies as st
 
 from keras_recae import cli, training
 
-settings.register_profile("suite", max_examples=60, deadline=None)
-settings.register_profile("long", max_examples=2000, deadline=None)
+settings.register_profile("flags-suite", max_examples=60, deadline=None)
+settings.register_profile("flags-long", max_examples=2000, deadline=None)
 SETTINGS = settings(
-    settings.get_profile(os.environ.get("KERAS_RECAE_FUZZ", "suite")),
+    settings.get_profile(f"flags-{os.environ.get('KERAS_RECAE_FUZZ', 'suite')}"),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-# Command lines tried: all values taken, or refused with a usage error naming a flag; by
-# the flags they held. `KERAS_RECAE_FUZZ=long` (benchmarks/fuzz_flags.sh) writes them to
-# $KERAS_RECAE_FUZZ_STATS.
-COUNTS = collections.defaultdict(collections.Counter)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def write_counts():
-    yield
-    path = os.environ.get("KERAS_RECAE_FUZZ_STATS")
-    if path:
-        Path(path).write_text(json.dumps(COUNTS, indent=2, sort_keys=True) + "\n")
 
 
 # Values a user may type, sensible or not.
@@ -123,7 +108,9 @@ def train_flags():
         max_size=3,
     )
 )
-def test_any_flag_value_is_taken_or_refused_naming_the_flag(tmp_path, train_flags, flags):
+def test_any_flag_value_is_taken_or_refused_naming_the_flag(
+    tmp_path, train_flags, fuzz_counts, flags
+):
     argv = list(BASE)
     named = []
     for flag, value, setting in flags:
@@ -144,9 +131,9 @@ def test_any_flag_value_is_taken_or_refused_naming_the_flag(tmp_path, train_flag
         try:
             code = cli.main(argv)
         except Reached:
-            COUNTS["command lines"]["taken"] += 1
+            fuzz_counts["command lines"]["taken"] += 1
             for flag in named:
-                COUNTS[flag]["taken"] += 1
+                fuzz_counts[flag]["taken"] += 1
             return
         except SystemExit as exit_info:  # argparse's usage error
             code = exit_info.code
@@ -154,9 +141,9 @@ def test_any_flag_value_is_taken_or_refused_naming_the_flag(tmp_path, train_flag
     assert code == 2, (argv, message)
     assert "Traceback" not in message
     assert any(name in message for name in named), (argv, message)
-    COUNTS["command lines"]["refused"] += 1
+    fuzz_counts["command lines"]["refused"] += 1
     for flag in named:
-        COUNTS[flag]["in a refused command line"] += 1
+        fuzz_counts[flag]["in a refused command line"] += 1
 
 
 def test_the_fuzzed_flags_exist(train_flags):

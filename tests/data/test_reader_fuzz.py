@@ -1,15 +1,12 @@
 """Property-based tests of the readers: any file gives the right frame or a `DataFormatError`
 that names the file, never another exception and never a silently wrong frame."""
 
-import collections
-import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,22 +23,12 @@ FIELDS = st.one_of(
 )
 # A bounded run in the test suite; `KERAS_RECAE_FUZZ=long` (benchmarks/fuzz_readers.sh) tries
 # many more inputs and writes its counts to $KERAS_RECAE_FUZZ_STATS.
-settings.register_profile("suite", max_examples=80, deadline=None)
-settings.register_profile("long", max_examples=3000, deadline=None)
+settings.register_profile("readers-suite", max_examples=80, deadline=None)
+settings.register_profile("readers-long", max_examples=3000, deadline=None)
 SETTINGS = settings(
-    settings.get_profile(os.environ.get("KERAS_RECAE_FUZZ", "suite")),
+    settings.get_profile(f"readers-{os.environ.get('KERAS_RECAE_FUZZ', 'suite')}"),
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-# Per test: inputs tried, parsed, refused with a `DataFormatError` naming the file.
-COUNTS = collections.defaultdict(collections.Counter)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def write_counts():
-    yield
-    path = os.environ.get("KERAS_RECAE_FUZZ_STATS")
-    if path:
-        Path(path).write_text(json.dumps(COUNTS, indent=2) + "\n")
 
 
 def _int64(text):
@@ -101,13 +88,13 @@ def check(path, frame_or_error, reference):
     assert np.isfinite(frame["rating"].to_numpy()).all()
 
 
-def read(path, format):
+def read(path, format, counts):
     try:
         frame = read_ratings(path, format)
     except DataFormatError as error:
-        COUNTS[format]["refused with the file named"] += 1
+        counts[format]["refused with the file named"] += 1
         return error
-    COUNTS[format]["parsed"] += 1
+    counts[format]["parsed"] += 1
     return frame
 
 
@@ -117,14 +104,14 @@ def read(path, format):
     newline=st.sampled_from(["\n", "\r\n"]),
     bom=st.booleans(),
 )
-def test_movielens_100k_files(rows, newline, bom):
+def test_movielens_100k_files(fuzz_counts, rows, newline, bom):
     lines = ["\t".join(fields) for fields in rows]
     text = newline.join(lines) + (newline if lines else "")
     data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("latin-1", errors="replace")
     decoded = data.decode("latin-1")
     with tempfile.TemporaryDirectory() as directory:
         path = write(directory, "u.data", data)
-        result = read(path, "ml-100k")
+        result = read(path, "ml-100k", fuzz_counts)
         reference = reference_ml100k(decoded.replace("\r\n", "\n").split("\n"))
         check(path, result, reference)
 
@@ -159,12 +146,12 @@ def reference_csv(lines):
     ),
     header=st.sampled_from(["user,item,rating", "u,i,r", ""]),
 )
-def test_csv_files_with_integer_ids(rows, header):
+def test_csv_files_with_integer_ids(fuzz_counts, rows, header):
     lines = [header] + [",".join(fields) for fields in rows]
     text = "\n".join(lines) + "\n"
     with tempfile.TemporaryDirectory() as directory:
         path = write(directory, "ratings.csv", text.encode("utf-8", errors="surrogatepass"))
-        result = read(path, "csv")
+        result = read(path, "csv", fuzz_counts)
         if isinstance(result, DataFormatError):
             assert str(result).startswith(str(path)), result
             return
@@ -180,7 +167,7 @@ def test_csv_files_with_integer_ids(rows, header):
     data=st.binary(max_size=200),
     name=st.sampled_from(["u.data", "ratings.csv", "train.txt", "ratings.dat"]),
 )
-def test_random_bytes_are_a_parse_or_a_clear_error(data, name):
+def test_random_bytes_are_a_parse_or_a_clear_error(fuzz_counts, data, name):
     formats = {
         "u.data": "ml-100k",
         "ratings.csv": "csv",
@@ -189,7 +176,7 @@ def test_random_bytes_are_a_parse_or_a_clear_error(data, name):
     }
     with tempfile.TemporaryDirectory() as directory:
         path = write(directory, name, data)
-        result = read(path, formats[name])
+        result = read(path, formats[name], fuzz_counts)
         if isinstance(result, DataFormatError):
             assert str(result).startswith(str(path)), result
         else:

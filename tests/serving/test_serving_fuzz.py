@@ -4,14 +4,12 @@ non-finite score."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
 import json
 import os
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -36,16 +34,6 @@ SETTINGS = settings(
     settings.get_profile(f"serving-{os.environ.get('KERAS_RECAE_FUZZ', 'suite')}"),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-# Per test and channel: requests answered, and refused with INVALID_ARGUMENT (REST: 400).
-COUNTS = collections.defaultdict(collections.Counter)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def write_counts():
-    yield
-    path = os.environ.get("KERAS_RECAE_FUZZ_STATS")
-    if path:
-        Path(path).write_text(json.dumps(COUNTS, indent=2, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +91,17 @@ def check_recommendations(item_ids, outputs, known):
 
 @SETTINGS
 @given(data=st.data())
-def test_recommend_in_process(served, data):
+def test_recommend_in_process(served, fuzz_counts, data):
     signatures, _, known = served
     item_ids = rectangle(data.draw(id_rows(known)))
     outputs = signatures["serving_default"](item_ids=tf.constant(item_ids))
     check_recommendations(item_ids, outputs, known)
-    COUNTS["recommend in process"]["answered"] += 1
+    fuzz_counts["recommend in process"]["answered"] += 1
 
 
 @SETTINGS
 @given(data=st.data())
-def test_score_with_repeated_and_unknown_candidates(served, data):
+def test_score_with_repeated_and_unknown_candidates(served, fuzz_counts, data):
     signatures, _, known = served
     item_ids = rectangle(data.draw(id_rows(known)))
     width = data.draw(st.integers(min_value=1, max_value=8))
@@ -135,7 +123,7 @@ def test_score_with_repeated_and_unknown_candidates(served, data):
             values = scored[row == item]
             assert (values == values[0]).all()  # a repeated candidate scores the same
             assert (values[0] == MISSING_SCORE) == (item not in known)
-    COUNTS["score in process"]["answered"] += 1
+    fuzz_counts["score in process"]["answered"] += 1
 
 
 def rest(server, body: dict):
@@ -153,18 +141,18 @@ def rest(server, body: dict):
 
 @SETTINGS
 @given(data=st.data())
-def test_recommend_over_rest_and_grpc(served, data):
+def test_recommend_over_rest_and_grpc(served, fuzz_counts, data):
     _, server, known = served
     item_ids = rectangle(data.draw(id_rows(known)))
     status, body = rest(server, {"inputs": {"item_ids": item_ids.tolist()}})
     if item_ids.shape[0] == 0:
         # JSON has no empty matrix: `[]` is a rank-1 tensor, refused with the shape.
         assert status == 400 and "expected shape [?,?]" in body["error"]
-        COUNTS["recommend REST"]["refused"] += 1
+        fuzz_counts["recommend REST"]["refused"] += 1
     else:
         assert status == 200, body
         check_recommendations(item_ids, body["outputs"], known)
-        COUNTS["recommend REST"]["answered"] += 1
+        fuzz_counts["recommend REST"]["answered"] += 1
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "rec"
     request.model_spec.signature_name = "serving_default"
@@ -173,7 +161,7 @@ def test_recommend_over_rest_and_grpc(served, data):
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     check_recommendations(item_ids, outputs, known)
-    COUNTS["recommend gRPC"]["answered"] += 1
+    fuzz_counts["recommend gRPC"]["answered"] += 1
     if item_ids.shape[0]:
         np.testing.assert_array_equal(outputs["item_ids"], np.asarray(body["outputs"]["item_ids"]))
 
@@ -229,7 +217,9 @@ TENSORS = st.one_of(
 
 @SETTINGS
 @given(tensor=TENSORS, signature=st.sampled_from(["serving_default", "score"]))
-def test_any_tensor_over_grpc_is_answered_or_invalid_argument(served, tensor, signature):
+def test_any_tensor_over_grpc_is_answered_or_invalid_argument(
+    served, fuzz_counts, tensor, signature
+):
     """Wrong dtypes, ranks, non-UTF-8 strings: an answer with finite scores, or
     INVALID_ARGUMENT with a message; never another status, and the server keeps serving."""
     _, server, known = served
@@ -246,11 +236,11 @@ def test_any_tensor_over_grpc_is_answered_or_invalid_argument(served, tensor, si
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
             assert error.details()
-            COUNTS["any tensor gRPC"]["refused"] += 1
+            fuzz_counts["any tensor gRPC"]["refused"] += 1
         else:
             scores = tf.make_ndarray(response.outputs["scores"])
             assert np.isfinite(scores).all()
-            COUNTS["any tensor gRPC"]["answered"] += 1
+            fuzz_counts["any tensor gRPC"]["answered"] += 1
         # Still serving.
         good = predict_pb2.PredictRequest()
         good.model_spec.name = "rec"

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from keras_recae import cli, training
 
+# A bounded run in the test suite; `bash benchmarks/fuzz.sh flags` (KERAS_RECAE_FUZZ=long)
+# tries 2,000 command lines and counts them (the `fuzz_counts` fixture).
 settings.register_profile("flags-suite", max_examples=60, deadline=None)
 settings.register_profile("flags-long", max_examples=2000, deadline=None)
 SETTINGS = settings(

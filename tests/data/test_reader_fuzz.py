@@ -21,8 +21,8 @@ FIELDS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.text(max_size=4),
 )
-# A bounded run in the test suite; `KERAS_RECAE_FUZZ=long` (benchmarks/fuzz_readers.sh) tries
-# many more inputs and writes its counts to $KERAS_RECAE_FUZZ_STATS.
+# A bounded run in the test suite; `bash benchmarks/fuzz.sh readers` (KERAS_RECAE_FUZZ=long)
+# tries many more inputs and counts them (the `fuzz_counts` fixture).
 settings.register_profile("readers-suite", max_examples=80, deadline=None)
 settings.register_profile("readers-long", max_examples=3000, deadline=None)
 SETTINGS = settings(

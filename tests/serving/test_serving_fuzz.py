@@ -26,8 +26,8 @@ from keras_recae.serving.signatures import MISSING_SCORE
 from keras_recae.training import RunConfig, train
 
 K = 5
-# A bounded run in the test suite; `KERAS_RECAE_FUZZ=long` (benchmarks/fuzz_serving.sh) sends
-# many more requests and writes its counts to $KERAS_RECAE_FUZZ_STATS.
+# A bounded run in the test suite; `bash benchmarks/fuzz.sh serving` (KERAS_RECAE_FUZZ=long)
+# sends many more requests and counts them (the `fuzz_counts` fixture).
 settings.register_profile("serving-suite", max_examples=40, deadline=None)
 settings.register_profile("serving-long", max_examples=1500, deadline=None)
 SETTINGS = settings(

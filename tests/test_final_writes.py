@@ -147,7 +147,8 @@ def test_a_neural_run_killed_in_its_final_writes_ends_as_one_never_killed(
         assert f"{out} already holds a finished run (metrics.json)" in stderr
     else:
         finished_run([*args, "--out", out])
-    assert summary(references["stopping"])["epochs_run"] < 40  # it did stop early
+    if command == "stopping":
+        assert summary(references[command])["epochs_run"] < 40  # it did stop early
     assert_same_run(out, references[command])
 
 

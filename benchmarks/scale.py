@@ -16,25 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from serving_load import rss_mb  # benchmarks/ is the script's directory
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def rss_mb() -> float:
-    """The process's resident memory now (VmRSS), in MB."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+from keras_recae.runs import peak_rss_mb
 
 
 class Phase:
@@ -124,7 +114,6 @@ def main() -> None:
     model.adapt(train)
     batches = model.training_batches(train, args.batch_size, shuffle=True, seed=0)
     steps = int(batches.cardinality())
-    record["parameters"] = None
     with Phase(record, "epoch"):
         model.fit(batches, epochs=1, verbose=0)
     record["parameters"] = int(sum(np.prod(w.shape) for w in model.weights))

@@ -90,14 +90,7 @@ class MultDAE(SampledOutput, Recommender):
         self.input_dropout = SparseDropout(self.dropout, seed=seed, name="input_dropout")
         self.init_output(sampled_softmax, sampled_proposal, sparse_updates, self.l2, seed)
         self.encoder_layers = [
-            vae_cf_dense(
-                units,
-                "tanh",
-                f"encoder_{i}",
-                self.l2,
-                sparse=i == 0,
-                row_gradients=i == 0 and self.sparse_updates,
-            )
+            self.encoder_dense(units, "tanh", f"encoder_{i}", self.l2, first=i == 0)
             for i, units in enumerate(self.hidden_dims)
         ]
         self.decoder_layers = [

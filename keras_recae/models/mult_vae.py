@@ -112,23 +112,11 @@ class MultVAE(SampledOutput, LossPartsTraining, Recommender):
         self.input_dropout = SparseDropout(self.dropout, seed=seed, name="input_dropout")
         *hidden, latent = self.hidden_dims
         self.encoder_layers = [
-            vae_cf_dense(
-                units,
-                "tanh",
-                f"encoder_{i}",
-                self.l2,
-                sparse=i == 0,
-                row_gradients=i == 0 and self.sparse_updates,
-            )
+            self.encoder_dense(units, "tanh", f"encoder_{i}", self.l2, first=i == 0)
             for i, units in enumerate(hidden)
         ]
-        self.posterior = vae_cf_dense(
-            2 * latent,
-            None,
-            "posterior",
-            self.l2,
-            sparse=not hidden,
-            row_gradients=not hidden and self.sparse_updates,
+        self.posterior = self.encoder_dense(
+            2 * latent, None, "posterior", self.l2, first=not hidden
         )
         self.sampling = GaussianSampling(seed=None if seed is None else seed + 1, name="sampling")
         self.decoder_layers = [

@@ -76,6 +76,18 @@ class SampledOutput:
                 None if seed is None else seed + 2, name="candidate_sampling"
             )
 
+    def encoder_dense(self, units: int, activation, name: str, l2: float, first: bool):
+        """A layer of the encoder (`vae_cf_dense`); the first takes the sparse input and, with
+        `sparse_updates`, gives its kernel's gradient as the batch's rows."""
+        return vae_cf_dense(
+            units,
+            activation,
+            name,
+            l2,
+            sparse=first,
+            row_gradients=first and self.sparse_updates,
+        )
+
     def build_output(self, n_items: int, l2: float):
         """Creates `output_layer` (and the proposal's weights); returns the layer, unbuilt."""
         if self.sparse_updates:

@@ -463,6 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     tune_parser.add_argument("--storage", help="an Optuna storage URL shared by machines")
     tune_parser.add_argument("--study-name", help="the study's name (default MODEL)")
     tune_parser.add_argument("--workers", type=_count, default=1, help="trial processes")
+    tune_parser.add_argument(
+        "--variants",
+        type=_count,
+        default=0,
+        metavar="K",
+        help="closed-form linear autoencoders: each fit also scores K values of each searched "
+        "setting its inverse does not depend on (alpha; xi for rdlae), each combination a "
+        "trial",
+    )
     tune_parser.add_argument("--no-figures", action="store_true", help="no PNG figures")
     tune_parser.set_defaults(handler=tune)
 

@@ -214,22 +214,114 @@ def evaluate_ranking_users(
     results.users.sort_values("ndcg@20").head()
     ```
     """
-    parsed = parse_metric_names(metrics)
+    metrics = list(metrics)
+    users = evaluated_users(eval_set)
+    inputs = sp.csr_matrix(eval_set.inputs)[users]
+    max_k = max(k for _, k in parse_metric_names(metrics))
+    user_indices = training_user_rows(model, np.asarray(eval_set.user_ids)[users])
+    top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
+    return results_of_lists(top, eval_set, users, metrics, train)
+
+
+def evaluate_ranking_variants(
+    score_batches: Callable[[sp.csr_matrix, int], Iterable[list[np.ndarray]]],
+    eval_set: EvalSet,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    batch_size: int = 500,
+    train: sp.spmatrix | None = None,
+) -> list[RankingResults]:
+    """`evaluate_ranking_users` of several scorers whose scores come out together.
+
+    For models that score several variants of themselves at once, sharing the work (the
+    linear autoencoders' `variant_scores`): the users are scored batch by batch, each
+    batch's scores of every variant ranked with the users' input items excluded, as
+    `evaluate_ranking_users` ranks a model's.
+
+    Args:
+        score_batches: callable. Called as `score_batches(inputs, batch_size)` with the
+            evaluated users' histories (a CSR matrix); yields, per batch of `batch_size`
+            users in order, a list of dense `[batch, n_items]` score arrays, one per
+            variant, the same number each time.
+        eval_set, metrics, batch_size, train: as for `evaluate_ranking_users`.
+
+    Returns:
+        A `RankingResults` per variant, in the order of the lists.
+    """
+    check_positive_int("batch_size", batch_size)
+    metrics = list(metrics)
+    users = evaluated_users(eval_set)
+    inputs = sp.csr_matrix(eval_set.inputs)[users]
+    max_k = max(k for _, k in parse_metric_names(metrics))
+    tops = []
+    for number, scores in enumerate(score_batches(inputs, batch_size)):
+        batch = inputs[number * batch_size : (number + 1) * batch_size]
+        if not tops:
+            tops = [[] for _ in scores]
+        if len(scores) != len(tops):
+            raise ValueError(
+                f"`score_batches` gave {len(scores)} score arrays for batch {number} and "
+                f"{len(tops)} for the first; every batch needs one per variant"
+            )
+        for lists, variant_scores in zip(tops, scores):
+            lists.append(top_k_of_scores(variant_scores, batch, max_k))
+    return [
+        results_of_lists(np.concatenate(lists)[: len(users)], eval_set, users, metrics, train)
+        for lists in tops
+    ]
+
+
+def top_k_of_scores(scores: np.ndarray, inputs: sp.spmatrix, k: int) -> np.ndarray:
+    """Each row's k best-scored items with the row's input items excluded, in numpy.
+
+    As `top_k_items` ranks: best first, equal scores by item index, and -1 in the slots
+    past the items left (k larger than the items not excluded) or for items scored -inf.
+    (Of items tied at the k-th place, which one makes the list is not defined.)
+
+    Args:
+        scores: float array `[n_users, n_items]`.
+        inputs: scipy sparse matrix `[n_users, n_items]`. The items to exclude.
+        k: int. Items a row.
+    """
+    scores = np.array(scores, dtype=np.float32)
+    inputs = sp.csr_matrix(inputs)
+    rows = np.repeat(np.arange(inputs.shape[0]), np.diff(inputs.indptr))
+    scores[rows, inputs.indices] = -np.inf
+    ranked = min(k, scores.shape[1])
+    part = np.argpartition(-scores, ranked - 1, axis=1)[:, :ranked]
+    # Best first, equal scores by item index as `tf.math.top_k` orders them.
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    top = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    top[np.take_along_axis(scores, top, axis=1) == -np.inf] = -1
+    if ranked < k:
+        top = np.pad(top, ((0, 0), (0, k - ranked)), constant_values=-1)
+    return top
+
+
+def evaluated_users(eval_set: EvalSet) -> np.ndarray:
+    """The rows of `eval_set` an evaluation scores: those with a non-empty target."""
     if eval_set.inputs.shape != eval_set.targets.shape:
         raise ValueError(
             "`eval_set.inputs` and `eval_set.targets` should have the same shape. "
             f"Received: {eval_set.inputs.shape} and {eval_set.targets.shape}"
         )
-    counts = eval_set.target_counts()
-    users = np.flatnonzero(counts > 0)
+    users = np.flatnonzero(eval_set.target_counts() > 0)
     if len(users) == 0:
         raise ValueError("No user of `eval_set` has a non-empty target: nothing to evaluate.")
-    inputs = sp.csr_matrix(eval_set.inputs)[users]
+    return users
+
+
+def results_of_lists(
+    top: np.ndarray,
+    eval_set: EvalSet,
+    users: np.ndarray,
+    metrics: Iterable[str],
+    train: sp.spmatrix | None = None,
+) -> RankingResults:
+    """The metrics of the ranked lists `top` (`[len(users), k]`) of the rows `users`."""
+    parsed = parse_metric_names(metrics)
+    counts = eval_set.target_counts()
     targets = sp.csr_matrix(eval_set.targets)[users]
-    max_k = max(k for _, k in parsed)
     user_ids = np.asarray(eval_set.user_ids)[users]
-    user_indices = training_user_rows(model, user_ids)
-    top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
     ks = sorted({k for _, k in parsed})
     names = sorted({name for name, _ in parsed})
     common = {"ks": ks, "target_counts": counts[users], "train": train}

@@ -38,7 +38,11 @@ from pathlib import Path
 from keras_recae.data.spec import DEFAULT_VALIDATION_FRACTION, DataSpec, load_split
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
-from keras_recae.evaluation import evaluate_ranking_users, evaluate_ratings
+from keras_recae.evaluation import (
+    evaluate_ranking_users,
+    evaluate_ranking_variants,
+    evaluate_ratings,
+)
 from keras_recae.metrics import parse_metric_names
 from keras_recae.models.registry import check_settings, model_class, takes_seed
 from keras_recae.runs import (
@@ -292,9 +296,26 @@ def _run_distributed(
             return _run(scratch_config, split, full_train, callbacks, read_test)
 
 
-def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResult:
+@dataclasses.dataclass
+class _OpenRun:
+    """A run past its checks: its model class and settings, data and directory."""
+
+    cls: type
+    settings: dict
+    spec: object
+    out: Path
+    split: object
+    full_train: object
+    metrics: list
+
+
+def _open_run(config: RunConfig, split, full_train, read_test) -> _OpenRun:
+    """Checks a run, loads its data and writes its `run.json`: what every run starts with.
+
+    A directory holding a finished run (`metrics.json`) is refused; the data are read
+    before anything is written, so that data and flags that do not fit leave nothing.
+    """
     import keras
-    import numpy as np
 
     cls = model_class(config.model)
     settings = check_settings(cls, dict(config.settings))
@@ -304,7 +325,6 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         )
     spec = config.data if config.data.seed is not None else config.data.updated(seed=config.seed)
     out = Path(config.out or f"runs/{config.model}")
-    backup = out / BACKUP_DIR
     remove_dead_leftovers(out)
     # metrics.json, written last, is the commit: a directory with it holds a finished run
     # (a backup beside it was being removed when its process was killed); without it, the
@@ -320,7 +340,6 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             f"{out} holds a {MODEL_FILE} that no run wrote (no {RUN_FILE}); choose another "
             "--out or remove it"
         )
-    resuming = backup.is_dir()
     metrics = list(config.metrics or DEFAULT_METRICS)
     if not cls.explicit:
         # Before any training: a misspelt name would otherwise fail at the first evaluation.
@@ -359,6 +378,18 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         f"validation users {split.validation.n_users if split.validation else 0}, "
         f"test users {split.test.n_users if split.test else 0}",
     )
+    return _OpenRun(cls, settings, spec, out, split, full_train, metrics)
+
+
+def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResult:
+    import keras
+    import numpy as np
+
+    opened = _open_run(config, split, full_train, read_test)
+    cls, settings, spec, out = opened.cls, opened.settings, opened.spec, opened.out
+    split, full_train, metrics = opened.split, opened.full_train, opened.metrics
+    backup = out / BACKUP_DIR
+    resuming = backup.is_dir()
     if takes_seed(cls):
         settings.setdefault("seed", config.seed)
     model = _new_model(cls, settings, split)
@@ -496,6 +527,83 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     write_json_atomic(out / METRICS_FILE, summary)
     discard_backup(out)
     return RunResult(out, model, summary)
+
+
+def fit_variants(config: RunConfig, variants, read_test: bool = False) -> dict:
+    """A closed-form run scored on its validation part at several variants, from one fit.
+
+    The linear autoencoders' inverse `C` does not depend on their `variant_settings`
+    (`alpha`; RDLAE's `xi`): one factorisation scores every variant, each as a run with
+    those settings would score (`LinearAutoencoder.variant_scores`). No model is written:
+    this is how the tuner scores a grid of them per fit (`--variants`). The run directory
+    gets `run.json` and, last, `metrics.json`: the summary, whose `validation` is the
+    run's own settings' and whose `variants` lists each variant's settings and figures.
+
+    Args:
+        config: RunConfig. A closed-form linear autoencoder with a validation part.
+        variants: sequence of dict. Changed `variant_settings`; `{}` is the run's own.
+        read_test: bool. Load the test part too (it is not evaluated). Defaults to False.
+
+    Returns:
+        The summary written to `metrics.json`.
+    """
+    _check_run(config)
+    configure_threads(config.threads)
+    cls = model_class(config.model)
+    if not getattr(cls, "variant_settings", ()):
+        raise ConfigError(
+            f"{config.model} has no settings to score as variants of one fit (the "
+            "closed-form linear autoencoders do)"
+        )
+    opened = _open_run(config, None, None, read_test)
+    split = opened.split
+    if split.validation is None:
+        raise ConfigError(
+            "variants are scored on the validation part: give --validation-fraction (or "
+            "--heldout-users)"
+        )
+    import numpy as np
+    import scipy.sparse as sp
+
+    model = _new_model(cls, opened.settings, split)
+    variants = [dict(changes) for changes in variants]
+    try:
+        for changes in variants:
+            model.variant(**changes)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    started = time.perf_counter()
+    inverse = model.solve_inverse(sp.csr_matrix(split.train.matrix, dtype=np.float32))
+    inverse_seconds = time.perf_counter() - started
+    results = evaluate_ranking_variants(
+        lambda inputs, batch_size: model.variant_scores(inverse, inputs, variants, batch_size),
+        split.validation,
+        opened.metrics,
+        train=split.train.matrix,
+    )
+    own = next((index for index, changes in enumerate(variants) if not changes), None)
+    summary = {
+        "model": config.model,
+        "config": model.get_config(),
+        "data": opened.spec.data,
+        "protocol": split.protocol,
+        "n_users": split.train.n_users,
+        "n_items": split.train.n_items,
+        "threads": config.threads,
+        "epochs_run": 0,
+        "best_epoch": None,
+        "train_seconds": inverse_seconds,
+        "variant_seconds": time.perf_counter() - started - inverse_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "validation": {} if own is None else results[own].metrics,
+        "variants": [
+            {"settings": changes, "validation": result.metrics}
+            for changes, result in zip(variants, results)
+        ],
+        "split_digests": {"validation": split.validation.digest()},
+    }
+    write_json_atomic(opened.out / METRICS_FILE, summary)
+    return summary
 
 
 # The fields of a run's config that decide its result: run.json keeps them, so that

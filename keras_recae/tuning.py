@@ -67,7 +67,13 @@ from keras_recae.runs import (
     write_json_atomic,
 )
 from keras_recae.search_space import RUN_PARAMETERS, Dimension, parse_space
-from keras_recae.training import RunConfig, selection_monitor, train, with_model_defaults
+from keras_recae.training import (
+    RunConfig,
+    fit_variants,
+    selection_monitor,
+    train,
+    with_model_defaults,
+)
 
 STUDY_FILE = "study.journal"
 BEST_FILE = "best.json"
@@ -95,6 +101,8 @@ TRIALS_DIR = "trials"
 PRUNERS = ("median", "hyperband", "none")
 # The trial whose run a retried trial continues (its directory under `trials/`).
 RUN_NUMBER = "run_number"
+# The run (trial directory) whose fit scored a variant trial.
+VARIANT_OF = "variant_of"
 WORKER = "worker"
 MAX_FAILURES = 5
 
@@ -130,6 +138,12 @@ class TuneConfig:
         figures: bool. Write the PNG figures at the end (they need matplotlib).
             Defaults to True.
         verbose: int. 0 is silent; 1 prints a line per trial. Defaults to 1.
+        variants: int. For the closed-form linear autoencoders: each fit also scores this
+            many evenly spaced values (log-spaced on a log dimension, every value of a
+            choice) of each searched setting its inverse does not depend on (`alpha`,
+            RDLAE's `xi`; `variant_settings`), every combination recorded as a finished
+            trial of its own, at the cost of one scoring pass on the validation part and
+            no factorisation. 0 scores only the sampled settings. Defaults to 0.
     """
 
     run: RunConfig
@@ -144,6 +158,7 @@ class TuneConfig:
     seed: int = 0
     figures: bool = True
     verbose: int = 1
+    variants: int = 0
 
 
 @dataclasses.dataclass
@@ -217,6 +232,7 @@ def tune(config: TuneConfig) -> TuneResult:
     space = study_space(config)
     if config.trials < 1 or config.workers < 1:
         raise ConfigError("--trials and --workers should be positive integers")
+    variant_grid(config, space)
     _pruner(config.pruner, config.run.eval_every)
     study_dir = Path(config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -568,7 +584,7 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
         callback = pruning_callback(trial, monitor, run.eval_every)
         try:
             if model_class(run.model).closed_form:
-                summary = _train_in_child(run)
+                summary = _train_in_child(run, [{}, *variant_grid(config, space)])
             else:
                 summary = train(run, callbacks=[callback], read_test=False).summary
         except optuna.TrialPruned:
@@ -576,6 +592,7 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
             trial.set_user_attr("epochs_run", _history_length(out))
             raise
     _drop_weights(out)
+    _record_variants(trial, summary, monitor, number)
     trial.set_user_attr("best_epoch", summary["best_epoch"])
     trial.set_user_attr("epochs_run", summary["epochs_run"])
     trial.set_user_attr("train_seconds", summary["train_seconds"])
@@ -588,18 +605,91 @@ def _objective(trial, config: TuneConfig, space: dict) -> float:
     return float(value)
 
 
-def _train_in_child(run: RunConfig) -> dict:
+def variant_grid(config: TuneConfig, space: dict) -> list[dict]:
+    """The variants each fit of the study scores besides its own settings (`variants`).
+
+    Raises:
+        ConfigError: `variants` for a model or space without variant settings, or below 2.
+    """
+    if not config.variants:
+        return []
+    import itertools
+
+    import numpy as np
+
+    cls = model_class(config.run.model)
+    names = [name for name in getattr(cls, "variant_settings", ()) if name in space]
+    if config.variants < 2 or not names:
+        searched = getattr(cls, "variant_settings", ())
+        raise ConfigError(
+            f"--variants should be 2 or more, for a model whose searched settings include "
+            f"some a fit's inverse does not depend on; {config.run.model}'s are "
+            f"{', '.join(searched) or 'none'}. Received: {config.variants}"
+        )
+    axes = []
+    for name in names:
+        dimension = space[name]
+        if dimension.kind == "choice":
+            axes.append(list(dimension.values))
+            continue
+        if dimension.log:
+            values = np.geomspace(dimension.low, dimension.high, config.variants)
+        else:
+            values = np.linspace(dimension.low, dimension.high, config.variants)
+        values = np.clip(values, dimension.low, dimension.high)
+        if dimension.kind == "int":
+            values = np.unique(np.round(values)).astype(int)
+        axes.append([value.item() for value in values])
+    return [dict(zip(names, point)) for point in itertools.product(*axes)]
+
+
+def _record_variants(trial, summary: dict, monitor: str, number: int) -> None:
+    """Adds each variant a fit scored as a finished trial of the study, once."""
+    import optuna
+
+    study = trial.study
+    # By the run directory, which a trial requeued after its process died keeps.
+    recorded = {
+        json.dumps(t.params, sort_keys=True)
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(VARIANT_OF) == number
+    }
+    for variant in summary.get("variants", []):
+        if not variant["settings"]:
+            continue  # the trial's own settings: its value
+        params = {**trial.params, **variant["settings"]}
+        if json.dumps(params, sort_keys=True) in recorded:
+            continue
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=trial.distributions,
+                value=float(variant["validation"][monitor]),
+                user_attrs={
+                    RUN_NUMBER: number,
+                    VARIANT_OF: number,
+                    "best_epoch": None,
+                    "epochs_run": 0,
+                    "train_seconds": 0.0,
+                },
+            )
+        )
+
+
+def _train_in_child(run: RunConfig, variants=()) -> dict:
     """`train(run, read_test=False)` in a new process; its summary.
 
     A closed-form model's `n_items x n_items` weights go through TensorFlow's CPU allocator,
     which keeps freed memory for the process: fitted in the study's process, the next trial's
-    memory check would find that memory taken. A process of its own gives it back.
+    memory check would find that memory taken. A process of its own gives it back. With
+    more `variants` than the run's own (`{}`), the child scores them all from one fit
+    (`fit_variants`) instead.
     """
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_train, args=(run, sender, os.getpid()))
+    child = context.Process(target=_child_train, args=(run, list(variants), sender, os.getpid()))
     child.start()
     sender.close()
     try:
@@ -636,10 +726,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child_train(run: RunConfig, sender, parent: int) -> None:
+def _child_train(run: RunConfig, variants: list, sender, parent: int) -> None:
     _die_with_parent(parent)
     try:
-        sender.send(("ok", train(run, read_test=False).summary))
+        if len(variants) > 1:
+            sender.send(("ok", fit_variants(run, variants)))
+        else:
+            sender.send(("ok", train(run, read_test=False).summary))
     except Exception as error:  # reported to the study's process, which raises it
         sender.send(("error", type(error).__name__, str(error)))
     finally:

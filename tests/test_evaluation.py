@@ -8,7 +8,13 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from keras_recae.data.split import EvalSet
-from keras_recae.evaluation import evaluate_ranking, top_k_items
+from keras_recae.evaluation import (
+    evaluate_ranking,
+    evaluate_ranking_users,
+    evaluate_ranking_variants,
+    top_k_items,
+    top_k_of_scores,
+)
 from keras_recae.models import Recommender
 
 
@@ -210,3 +216,53 @@ def test_any_callable_scorer_is_evaluated_as_the_model_it_mirrors():
     metrics = ["ndcg@5", "recall@5"]
     expected = evaluate_ranking(ItemItemScorerFixture(item_item), eval_set, metrics, batch_size=8)
     assert evaluate_ranking(PlainScorer(item_item), eval_set, metrics, batch_size=8) == expected
+
+
+def test_top_k_of_scores_ranks_as_top_k_items():
+    rng = np.random.default_rng(6)
+    inputs = random_inputs(rng, 13, 9, max_items=7)
+    # Few distinct scores: ties, ordered by item index by both.
+    item_item = integer_scorer(rng, 9) % 4
+    scores = np.asarray(inputs @ item_item, dtype=np.float32)
+    expected = top_k_items(ItemItemScorerFixture(item_item), inputs, k=11)
+    np.testing.assert_array_equal(top_k_of_scores(scores, inputs, k=11), expected)
+
+
+def test_top_k_of_scores_leaves_out_items_scored_minus_infinity():
+    scores = np.array([[1.0, -np.inf, 3.0, 2.0]], np.float32)
+    inputs = sp.csr_matrix(np.array([[0, 0, 0, 1]], np.float32))
+    np.testing.assert_array_equal(top_k_of_scores(scores, inputs, k=3), [[2, 0, -1]])
+
+
+def test_variants_scored_together_are_evaluated_as_each_model_alone():
+    rng = np.random.default_rng(7)
+    inputs = random_inputs(rng, 22, 16)
+    targets = random_inputs(rng, 22, 16, max_items=3).toarray()
+    targets[4] = 0.0  # a user with an empty target is not scored
+    eval_set = EvalSet(inputs, sp.csr_matrix(targets), np.arange(22) + 100)
+    matrices = [integer_scorer(rng, 16) for _ in range(3)]
+    metrics = ["ndcg@5", "recall@3", "coverage@5"]
+
+    def score_batches(histories, batch_size):
+        for start in range(0, histories.shape[0], batch_size):
+            batch = histories[start : start + batch_size]
+            yield [np.asarray(batch @ matrix, dtype=np.float32) for matrix in matrices]
+
+    results = evaluate_ranking_variants(score_batches, eval_set, metrics, batch_size=5)
+    assert len(results) == 3
+    for matrix, result in zip(matrices, results):
+        expected = evaluate_ranking_users(ItemItemScorerFixture(matrix), eval_set, metrics)
+        assert result.metrics == pytest.approx(expected.metrics, abs=1e-12)
+        assert list(result.users["user_id"]) == list(expected.users["user_id"])
+
+
+def test_variants_need_the_same_number_of_scores_each_batch():
+    inputs = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    eval_set = EvalSet(inputs, inputs, np.arange(4))
+
+    def uneven(histories, batch_size):
+        yield [np.zeros((2, 4), np.float32)] * 2
+        yield [np.zeros((2, 4), np.float32)]
+
+    with pytest.raises(ValueError, match="gave 1 score arrays for batch 1 and 2 for the first"):
+        evaluate_ranking_variants(uneven, eval_set, ["ndcg@2"], batch_size=2)

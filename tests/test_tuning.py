@@ -432,3 +432,75 @@ def test_a_closed_form_trial_process_dies_with_its_study(tmp_path):
     study.wait(timeout=30)
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"trial processes outlived their study: {alive}"
+
+
+def test_each_fit_scores_a_grid_of_variants_as_runs_with_their_settings_would(tmp_path):
+    study = tmp_path / "study"
+    code, _, stderr = run_cli(
+        "tune", "rdlae", "--data", "synthetic", "--trials", "5", "--variants", "2",
+        "--monitor", "ndcg@20", "--space", "alpha=0:0.4", "--space", "xi=0:0.3",
+        "--no-figures", "--study", study,
+    )  # fmt: skip
+    assert code == 0, stderr
+    rows = read_trials(study)
+    # One fit: its own sampled settings and the 2 x 2 grid of alpha and xi.
+    assert [row["state"] for row in rows] == ["complete"] * 5
+    assert {row["run"] for row in rows} == {"0"}
+    assert {(float(r["alpha"]), float(r["xi"])) for r in rows[1:]} == {
+        (0.0, 0.0), (0.0, 0.3), (0.4, 0.0), (0.4, 0.3)
+    }  # fmt: skip
+    shared = {name: rows[0][name] for name in ("l2", "dropout", "beta")}
+    assert all({name: row[name] for name in shared} == shared for row in rows)
+    # A variant's value is the validation figure of a run fitted with its settings.
+    variant = rows[4]
+    out = tmp_path / "run"
+    code, _, stderr = run_cli(
+        "train", "rdlae", "--config", study / "trials" / "00000" / "run.json",
+        "--set", f"alpha={variant['alpha']}", "--set", f"xi={variant['xi']}", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["config"]["xi"] == float(variant["xi"])
+    assert summary["validation"]["ndcg@20"] == pytest.approx(float(variant["value"]), abs=1e-6)
+    # The fit's own figure too, and the best of them in best.json.
+    best = json.loads((study / "best.json").read_text())
+    assert best["value"] == max(float(row["value"]) for row in rows)
+
+
+def test_variants_of_a_fit_are_recorded_once():
+    study = optuna.create_study(direction="maximize")
+    distributions = {
+        "l2": optuna.distributions.FloatDistribution(1.0, 100.0, log=True),
+        "alpha": optuna.distributions.FloatDistribution(0.0, 0.5),
+    }
+    trial = study.ask(distributions)
+    summary = {
+        "variants": [
+            {"settings": {}, "validation": {"ndcg@20": 0.3}},
+            {"settings": {"alpha": 0.0}, "validation": {"ndcg@20": 0.2}},
+            {"settings": {"alpha": 0.5}, "validation": {"ndcg@20": 0.4}},
+        ]
+    }
+    for _ in range(2):  # a rerun of the trial after its process died
+        tuning._record_variants(trial, summary, "ndcg@20", 7)
+    added = [t for t in study.trials if t.number != trial.number]
+    assert sorted((t.params["alpha"], t.value) for t in added) == [(0.0, 0.2), (0.5, 0.4)]
+    assert all(t.params["l2"] == trial.params["l2"] for t in added)
+    assert all(t.user_attrs[tuning.RUN_NUMBER] == 7 for t in added)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["mult-dae", "--variants", "3"], "mult-dae's are none. Received: 3"),
+        (["ease", "--variants", "3"], "ease's are alpha. Received: 3"),
+        (["rdlae", "--variants", "1"], "rdlae's are alpha, xi. Received: 1"),
+    ],
+)
+def test_variants_need_a_closed_form_model_and_a_searched_variant_setting(tmp_path, args, message):
+    code, _, stderr = run_cli(
+        "tune", *args, "--data", "synthetic", "--no-figures", "--study", tmp_path / "s"
+    )
+    assert code != 0
+    assert "--variants should be 2 or more" in stderr and message in stderr
+    assert not (tmp_path / "s" / "trials").exists()

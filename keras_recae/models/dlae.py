@@ -68,8 +68,8 @@ class DLAE(LinearAutoencoder):
     def diagonal_penalty(self, item_squares: np.ndarray) -> np.ndarray:
         return self.l2 + self.dropout / (1.0 - self.dropout) * item_squares
 
-    def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
-        self.penalised_weights(inverse, penalty)
+    def column_scales(self, diagonal: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        return penalty
 
     def get_config(self):
         config = super().get_config()

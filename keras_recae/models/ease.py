@@ -44,6 +44,7 @@ class EASE(LinearAutoencoder):
     """
 
     search_space = {"l2": float_range(1.0, 10_000.0, log=True)}
+    zero_diagonal = True
 
-    def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
-        self.zero_diagonal_weights(inverse)
+    def column_scales(self, diagonal: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        return 1.0 / diagonal

@@ -41,5 +41,7 @@ class EDLAE(DLAE):
         Steck. Autoencoders that don't overfit towards the Identity. NeurIPS 2020.
     """
 
-    def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
-        self.zero_diagonal_weights(inverse)
+    zero_diagonal = True
+
+    def column_scales(self, diagonal: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        return 1.0 / diagonal

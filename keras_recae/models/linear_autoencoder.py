@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -55,13 +57,29 @@ def _counts_or_one(counts: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, counts, 1.0)
 
 
+class ItemInverse(NamedTuple):
+    """`C = (G + Lambda)^-1` and what the weights of a fit are computed from besides it.
+
+    Attributes:
+        matrix: float32 array `[n_items, n_items]`, `C`.
+        penalty: float64 array `[n_items]`, `diag(Lambda)`.
+        item_counts: float64 array `[n_items]`. The items' training counts (an empty item
+            counted as one), for the item-side normalisation.
+    """
+
+    matrix: np.ndarray
+    penalty: np.ndarray
+    item_counts: np.ndarray
+
+
 @keras.saving.register_keras_serializable(package="keras_recae")
 class LinearAutoencoder(Recommender):
     """Base of the linear autoencoders solved in closed form from the item-item Gram matrix.
 
     Scores are `x W` with one `n_items x n_items` weight matrix `W`. A subclass declares
-    the diagonal penalty `Lambda` of its ridge problem (`diagonal_penalty`) and turns
-    `C = (G + Lambda)^-1` into its weights, in place (`weights_from_inverse`); this class
+    the diagonal penalty `Lambda` of its ridge problem (`diagonal_penalty`) and the column
+    scales `s` of its weights `B = I - C diagMat(s)`, `C = (G + Lambda)^-1`
+    (`column_scales`; `zero_diagonal` sets `diag(B)` to exactly zero); this class
     computes the Gram matrix `G`, factorises and inverts `G + Lambda` in float32 with one
     Cholesky factorisation done in place (one `n_items x n_items` matrix on the host, handed
     to the model's weight without a copy), applies the data-adaptive normalisation and
@@ -74,6 +92,12 @@ class LinearAutoencoder(Recommender):
     counts), which scales down the scores of popular items. The scaling leaves the diagonal
     as it is. Users and items without any interaction count as one.
 
+    One inverse serves several settings: `C` depends on `l2`, the penalty and `beta`, not on
+    the settings in `variant_settings` (`alpha`; RDLAE's `xi`), which only rescale its
+    columns and rows. `solve_inverse` computes `C` and `variant_scores` scores users under
+    any number of those settings from it, each as a model fitted with them would: the
+    tuner's `--variants` scores a grid of them per fit.
+
     Args:
         l2: float. The ridge penalty added to the Gram matrix's diagonal.
         alpha: float. Item-side normalisation exponent, `>= 0`. Defaults to `0.0`.
@@ -85,6 +109,10 @@ class LinearAutoencoder(Recommender):
 
     closed_form = True
     supports_jit = False
+    # Whether `B`'s diagonal is held at zero (EASE, EDLAE).
+    zero_diagonal = False
+    # The settings `variant_scores` changes on a fitted inverse.
+    variant_settings = ("alpha",)
 
     def __init__(
         self,
@@ -111,27 +139,29 @@ class LinearAutoencoder(Recommender):
         """
         return np.full(item_squares.shape, self.l2)
 
+    def column_scales(self, diagonal: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        """The scales `s` of the weights `B = I - C diagMat(s)`.
+
+        Args:
+            diagonal: float64 array `[n_items]`, `diag(C)`.
+            penalty: float64 array `[n_items]`, `diag(Lambda)`.
+        """
+        raise NotImplementedError
+
     def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
-        """Turns `C = (G + Lambda)^-1` into the weights `B`, in place.
+        """Turns `C = (G + Lambda)^-1` into the weights `B = I - C diagMat(s)`, in place.
 
         Args:
             inverse: float32 array `[n_items, n_items]`, `C`; overwritten with `B`.
             penalty: float64 array `[n_items]`, `diag(Lambda)`.
         """
-        raise NotImplementedError
-
-    @staticmethod
-    def zero_diagonal_weights(inverse: np.ndarray) -> None:
-        """`B = I - C diagMat(1 / diag(C))` in place: the solution with `diag(B) = 0`."""
-        diagonal = np.diag(inverse).copy()
-        inverse /= -diagonal[None, :]
-        inverse[np.diag_indices(inverse.shape[0])] = 0.0
-
-    @staticmethod
-    def penalised_weights(inverse: np.ndarray, penalty: np.ndarray) -> None:
-        """`B = I - C diagMat(penalty)` in place."""
-        inverse *= -penalty.astype(np.float32)[None, :]
-        inverse[np.diag_indices(inverse.shape[0])] += 1.0
+        scales = self.column_scales(np.diag(inverse).astype(np.float64), penalty)
+        inverse *= -scales.astype(np.float32)[None, :]
+        diagonal = np.diag_indices(inverse.shape[0])
+        if self.zero_diagonal:
+            inverse[diagonal] = 0.0
+        else:
+            inverse[diagonal] += 1.0
 
     # -- fitting ------------------------------------------------------------------------
 
@@ -201,6 +231,16 @@ class LinearAutoencoder(Recommender):
 
     def solve(self, matrix: sp.csr_matrix) -> np.ndarray:
         """The closed-form weights for a float32 CSR matrix, computed in place."""
+        weights, penalty, item_counts = self.solve_inverse(matrix)
+        self.weights_from_inverse(weights, penalty)
+        if self.alpha:
+            scales = (item_counts**self.alpha).astype(np.float32)
+            weights *= scales[:, None]
+            weights /= scales[None, :]
+        return weights
+
+    def solve_inverse(self, matrix: sp.csr_matrix) -> ItemInverse:
+        """`C = (G + Lambda)^-1` for a float32 CSR matrix, factorised and inverted in place."""
         n_items = matrix.shape[1]
         item_squares = np.asarray(matrix.multiply(matrix).sum(axis=0), dtype=np.float64).ravel()
         penalty = np.asarray(self.diagonal_penalty(item_squares), dtype=np.float64)
@@ -234,12 +274,73 @@ class LinearAutoencoder(Recommender):
             gram[start:stop, :start] = gram[:start, start:stop].T
             block = gram[start:stop, start:stop]
             block[...] = np.triu(block) + np.triu(block, 1).T
-        self.weights_from_inverse(gram, penalty)
-        if self.alpha:
-            item_counts = _counts_or_one(matrix.sum(axis=0)) ** self.alpha
-            gram *= item_counts.astype(np.float32)[:, None]
-            gram /= item_counts.astype(np.float32)[None, :]
-        return gram
+        return ItemInverse(gram, penalty, _counts_or_one(matrix.sum(axis=0)))
+
+    def variant(self, **changes) -> LinearAutoencoder:
+        """An unfitted copy of this model with some of its `variant_settings` changed."""
+        unknown = sorted(set(changes) - set(self.variant_settings))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} scores variants of {', '.join(self.variant_settings)} "
+                f"from one inverse, not of {', '.join(unknown)}"
+            )
+        return type(self).from_config({**self.get_config(), **changes})
+
+    def variant_scores(
+        self,
+        inverse: ItemInverse,
+        inputs: sp.spmatrix,
+        variants: Sequence[dict],
+        batch_size: int = 500,
+    ) -> Iterator[list[np.ndarray]]:
+        """Users' scores under several variants of this model, from one inverse.
+
+        A variant `{"alpha": a}` (RDLAE also `xi`) scores as this model with those settings,
+        fitted on the data of `inverse`, would: `x W` with `W = D^a (I - C diagMat(s))
+        D^-a`, computed as `x - ((x D^a) C) diagMat(s c^-a)` so that no weight matrix is
+        formed. Variants with the same `alpha` share the product with `C`.
+
+        Args:
+            inverse: ItemInverse. `solve_inverse`'s result for this model's `l2`,
+                penalty and `beta`.
+            inputs: scipy sparse matrix `[n_users, n_items]`. The users' histories.
+            variants: sequence of dict. Each a set of changed `variant_settings` (`{}` is
+                this model).
+            batch_size: int. Users scored at once. Defaults to 500.
+
+        Yields:
+            For each batch of users in order, a list of float32 arrays `[batch, n_items]`,
+            one per variant.
+        """
+        check_positive_int("batch_size", batch_size)
+        models = [self.variant(**changes) for changes in variants]
+        diagonal = np.diag(inverse.matrix).astype(np.float64)
+        # Per variant: the row scales of the input, the column scales of the product, and
+        # the weight of a user's own items that puts back `B`'s diagonal: the product holds
+        # `-C_jj s_j` for it, and `B_jj` is `1 - C_jj s_j`, or zero.
+        rows, columns, own_weights = [], [], []
+        for model in models:
+            counts = inverse.item_counts**model.alpha
+            scales = model.column_scales(diagonal, inverse.penalty)
+            rows.append(counts.astype(np.float32))
+            columns.append((-scales / counts).astype(np.float32))
+            kept = diagonal * scales if model.zero_diagonal else np.ones_like(scales)
+            own_weights.append(kept.astype(np.float32))
+        groups = {}
+        for index, model in enumerate(models):
+            groups.setdefault(model.alpha, []).append(index)
+        inputs = sp.csr_matrix(inputs, dtype=np.float32)
+        for start in range(0, inputs.shape[0], batch_size):
+            batch = inputs[start : start + batch_size]
+            own = batch.toarray()
+            scores = [None] * len(models)
+            for indices in groups.values():
+                product = (batch @ sp.diags(rows[indices[0]])) @ inverse.matrix
+                for index in indices:
+                    variant_scores = product * columns[index][None, :]
+                    variant_scores += own * own_weights[index][None, :]
+                    scores[index] = variant_scores
+            yield scores
 
     # Keras holds the weights file of a `.keras` archive in memory while it writes it,
     # which for n_items x n_items floats means two more copies of the matrix. The item

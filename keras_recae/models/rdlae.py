@@ -63,10 +63,10 @@ class RDLAE(DLAE):
         )
         self.xi = check_unit_interval("xi", xi)
 
-    def weights_from_inverse(self, inverse: np.ndarray, penalty: np.ndarray) -> None:
-        diagonal = np.diag(inverse).astype(np.float64)
-        multipliers = np.maximum(0.0, (1.0 - self.xi) / diagonal - penalty)
-        self.penalised_weights(inverse, penalty + multipliers)
+    variant_settings = ("alpha", "xi")
+
+    def column_scales(self, diagonal: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+        return penalty + np.maximum(0.0, (1.0 - self.xi) / diagonal - penalty)
 
     def get_config(self):
         config = super().get_config()

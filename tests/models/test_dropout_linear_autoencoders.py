@@ -146,3 +146,39 @@ def test_config_round_trip_keeps_every_setting(cls):
     restored = cls.from_config(model.get_config())
     for name in ("l2", "dropout", "alpha", "beta", "blas_threads"):
         assert getattr(restored, name) == getattr(model, name)
+
+
+@pytest.mark.parametrize(
+    "model, variants",
+    [
+        (EASE(l2=5.0, beta=0.3), [{}, {"alpha": 0.4}]),
+        (DLAE(l2=5.0, dropout=0.4), [{"alpha": 0.3}, {}, {"alpha": 0.0}]),
+        (EDLAE(l2=5.0, dropout=0.4, beta=0.2), [{"alpha": 0.5}, {}]),
+        (
+            RDLAE(l2=5.0, dropout=0.4, xi=0.1),
+            [{"xi": 0.0}, {"xi": 0.3, "alpha": 0.2}, {}, {"alpha": 0.2, "xi": 0.05}],
+        ),
+    ],
+    ids=lambda value: type(value).__name__ if not isinstance(value, list) else "",
+)
+def test_variant_scores_are_the_scores_of_models_fitted_with_those_settings(
+    model, variants, matrix
+):
+    # Users' histories other than the training rows, so that the inputs' own items count.
+    histories = matrix[::3]
+    inverse = model.solve_inverse(sp.csr_matrix(matrix, dtype=np.float32))
+    batches = list(model.variant_scores(inverse, histories, variants, batch_size=7))
+    assert len(batches) == -(-histories.shape[0] // 7)
+    for index, changes in enumerate(variants):
+        fitted = model.variant(**changes)
+        fitted.fit(matrix)
+        expected = fitted(to_sparse_tensor(histories), training=False).numpy()
+        actual = np.concatenate([batch[index] for batch in batches])
+        close(actual, expected)
+
+
+def test_variants_refuse_a_setting_that_changes_the_inverse():
+    with pytest.raises(ValueError, match="variants of alpha, xi from one inverse, not of l2"):
+        RDLAE().variant(l2=3.0)
+    with pytest.raises(ValueError, match="variants of alpha from one inverse, not of xi"):
+        EDLAE().variant(xi=0.1)

@@ -36,6 +36,8 @@ class RecVAEEncoder(keras.layers.Layer):
         latent_dim: int. Dimension of the posterior. Defaults to `200`.
         n_layers: int. Number of hidden layers. Defaults to `5`.
         epsilon: float. Epsilon of the layer normalisation. Defaults to `0.1`.
+        row_gradients: bool. The first layer's kernel gradient as the batch's rows (see
+            `SparseDense`), for updates that touch only them. Defaults to `False`.
 
     Example:
 
@@ -58,6 +60,7 @@ class RecVAEEncoder(keras.layers.Layer):
         latent_dim: int = 200,
         n_layers: int = 5,
         epsilon: float = 0.1,
+        row_gradients: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,14 +68,18 @@ class RecVAEEncoder(keras.layers.Layer):
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.n_layers = check_positive_int("n_layers", n_layers)
         self.epsilon = check_positive("epsilon", epsilon)
+        self.row_gradients = bool(row_gradients)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
+        # Only when asked: the first layer's config stays that of earlier versions.
+        rows = {"row_gradients": True} if self.row_gradients else {}
         self.dense_layers = [
             (SparseDense if i == 0 else keras.layers.Dense)(
                 self.hidden_dim,
                 name=f"fc_{i + 1}",
                 **torch_linear_initializers(input_dim if i == 0 else self.hidden_dim),
+                **(rows if i == 0 else {}),
             )
             for i in range(self.n_layers)
         ]
@@ -113,6 +120,7 @@ class RecVAEEncoder(keras.layers.Layer):
                 "latent_dim": self.latent_dim,
                 "n_layers": self.n_layers,
                 "epsilon": self.epsilon,
+                "row_gradients": self.row_gradients,
             }
         )
         return config

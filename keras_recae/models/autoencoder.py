@@ -8,10 +8,12 @@ from keras_recae.checks import check_activation, check_rate
 from keras_recae.distribute import as_global_batch
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.models.reconstruction_autoencoder import ReconstructionAutoencoder
+from keras_recae.models.sampled_output import document_settings
 from keras_recae.search_space import choice, float_range
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
+@document_settings
 class Autoencoder(ReconstructionAutoencoder):
     """A basic autoencoder recommender: dense hidden layers with dropout.
 
@@ -36,6 +38,9 @@ class Autoencoder(ReconstructionAutoencoder):
         loss: str. `"multinomial"`, `"logistic"` or `"squared"`. Defaults to `"logistic"`.
         l2: float. L2 penalty on the kernels. Defaults to `0.0`.
         seed: int | None. Seed of the dropout. Defaults to `None`.
+        {output settings}
+
+    The three output settings need `loss="multinomial"`.
 
     The defaults (and the runner's learning rate, `default_lr`) are the winner of a tuning
     study on MovieLens-1M, checked on MovieLens-100K and Gowalla (RESULTS.md, "Defaults that
@@ -83,12 +88,13 @@ class Autoencoder(ReconstructionAutoencoder):
         self.make_layers()
         self.hidden_dropout = keras.layers.Dropout(self.dropout, seed=seed, name="dropout")
 
-    def dense(self, units: int, name: str, sparse: bool = False):
+    def dense(self, units: int, name: str, sparse: bool = False, **options):
         return (SparseDense if sparse else keras.layers.Dense)(
             units,
             activation=self.activation,
             kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             name=name,
+            **options,
         )
 
     def output_dense(self, units: int):
@@ -97,6 +103,10 @@ class Autoencoder(ReconstructionAutoencoder):
             kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             name="output",
         )
+
+    def output_item_initializers(self) -> dict:
+        # Glorot's limits are symmetric in the kernel's two dimensions.
+        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
 
     def after_hidden(self, h, training=False):
         if not training:

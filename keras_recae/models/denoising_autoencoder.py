@@ -8,10 +8,12 @@ from keras_recae.checks import check_rate
 from keras_recae.layers.sparse_dense import SparseDense
 from keras_recae.layers.sparse_masking import SparseMasking
 from keras_recae.models.reconstruction_autoencoder import ReconstructionAutoencoder
+from keras_recae.models.sampled_output import document_settings
 from keras_recae.search_space import choice, float_range
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
+@document_settings
 class DenoisingAutoencoder(ReconstructionAutoencoder):
     """A denoising autoencoder recommender with masking noise and SELU layers.
 
@@ -34,6 +36,9 @@ class DenoisingAutoencoder(ReconstructionAutoencoder):
         loss: str. `"multinomial"`, `"logistic"` or `"squared"`. Defaults to `"squared"`.
         l2: float. L2 penalty on the kernels. Defaults to `0.0`.
         seed: int | None. Seed of the masking. Defaults to `None`.
+        {output settings}
+
+    The three output settings need `loss="multinomial"`.
 
     Heavy masking with the squared loss is what a tuning study on MovieLens-1M chose; the
     earlier defaults (masking 0.2, multinomial) overfit within ten epochs (RESULTS.md,
@@ -80,13 +85,14 @@ class DenoisingAutoencoder(ReconstructionAutoencoder):
         self.make_layers()
         self.masking = SparseMasking(self.corruption, seed=seed, name="masking")
 
-    def dense(self, units: int, name: str, sparse: bool = False):
+    def dense(self, units: int, name: str, sparse: bool = False, **options):
         return (SparseDense if sparse else keras.layers.Dense)(
             units,
             activation="selu",
             kernel_initializer="lecun_normal",
             kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             name=name,
+            **options,
         )
 
     def output_dense(self, units: int):
@@ -96,6 +102,11 @@ class DenoisingAutoencoder(ReconstructionAutoencoder):
             kernel_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
             name="output",
         )
+
+    def output_item_initializers(self) -> dict:
+        # LeCun's normal by the input width, which is the rows' second dimension.
+        kernel = keras.initializers.VarianceScaling(1.0, "fan_out", "truncated_normal")
+        return {"kernel_initializer": kernel, "bias_initializer": "zeros"}
 
     def corrupt(self, inputs, training=False):
         return self.masking(inputs, training=training)

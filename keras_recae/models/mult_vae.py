@@ -126,7 +126,7 @@ class MultVAE(SampledOutput, LossPartsTraining, Recommender):
 
     def build(self, input_shape):
         n_items = input_shape[-1]
-        self.build_output(n_items, self.l2)
+        self.output_layer = self.build_output(n_items, self.l2)
         build_stack(self.encoder_layers + [self.posterior], n_items)
         build_stack(self.decoder_layers + [self.output_layer], self.hidden_dims[-1])
 

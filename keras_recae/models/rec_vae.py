@@ -17,10 +17,11 @@ from keras_recae.layers.composite_prior import CompositePrior
 from keras_recae.layers.gaussian_sampling import GaussianSampling
 from keras_recae.layers.rec_vae_encoder import RecVAEEncoder, torch_linear_initializers
 from keras_recae.layers.sparse_dropout import SparseDropout
-from keras_recae.losses import gaussian_log_density, multinomial_nll
+from keras_recae.losses import gaussian_log_density
 from keras_recae.models.building import features
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
+from keras_recae.models.sampled_output import SampledOutput, document_settings
 from keras_recae.search_space import float_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts, row_sums
 
@@ -30,7 +31,8 @@ DECODER_PHASE = 1
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
-class RecVAE(LossPartsTraining, Recommender):
+@document_settings
+class RecVAE(SampledOutput, LossPartsTraining, Recommender):
     """RecVAE: a variational autoencoder trained with alternating encoder and decoder updates.
 
     The input row is L2-normalised, dropped out while the encoder trains, and mapped by
@@ -72,6 +74,7 @@ class RecVAE(LossPartsTraining, Recommender):
         mixture_weights: list of 3 floats. Weights of the standard, previous-posterior
             and wide components of the prior. Defaults to `(3 / 20, 3 / 4, 1 / 10)`.
         seed: int | None. Seed of dropout and sampling. Defaults to `None`.
+        {output settings}
 
     Example:
 
@@ -111,6 +114,9 @@ class RecVAE(LossPartsTraining, Recommender):
         n_dec_epochs: int = 1,
         mixture_weights=(3 / 20, 3 / 4, 1 / 10),
         seed: int | None = None,
+        sampled_softmax: int = 0,
+        sampled_proposal: str = "popularity",
+        sparse_updates: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,10 +129,13 @@ class RecVAE(LossPartsTraining, Recommender):
         self.n_enc_epochs = check_positive_int("n_enc_epochs", n_enc_epochs)
         self.n_dec_epochs = check_positive_int("n_dec_epochs", n_dec_epochs)
         self.seed = seed
+        self.init_output(sampled_softmax, sampled_proposal, sparse_updates, 0.0, seed)
         self.prior = CompositePrior(mixture_weights, name="prior")
         self.mixture_weights = self.prior.mixture_weights
         self.input_dropout = SparseDropout(self.dropout, seed=seed, name="input_dropout")
         encoder_args = {"hidden_dim": hidden_dim, "latent_dim": latent_dim, "n_layers": n_layers}
+        if self.sparse_updates:
+            encoder_args["row_gradients"] = True
         self.encoder = RecVAEEncoder(**encoder_args, name="encoder")
         # The previous epoch's encoder, for the prior; its own initial weights (as in the
         # reference code) serve until the first copy.
@@ -139,8 +148,17 @@ class RecVAE(LossPartsTraining, Recommender):
         self.encoder.build((None, n_items))
         self.prior_encoder.build((None, n_items))
         self.prior_encoder.trainable = False
-        self.decoder = keras.layers.Dense(
-            n_items, name="decoder", **torch_linear_initializers(self.latent_dim)
+        # PyTorch's initialisation, also in the item-row layout: U(+-1/sqrt(latent_dim)).
+        bound = self.latent_dim**-0.5
+        uniform = keras.initializers.RandomUniform(-bound, bound)
+        self.decoder = self.build_output(
+            n_items,
+            0.0,
+            dense=keras.layers.Dense(
+                n_items, name="decoder", **torch_linear_initializers(self.latent_dim)
+            ),
+            item_initializers={"kernel_initializer": uniform, "bias_initializer": uniform},
+            name="decoder",
         )
         self.decoder.build((None, self.latent_dim))
         # The phase of the last training batch: a switch from encoder to decoder
@@ -154,6 +172,11 @@ class RecVAE(LossPartsTraining, Recommender):
         )
         self.built = True
         self._build_optimizers()
+
+    @property
+    def output_layer(self):
+        """The decoder: the output layer over the catalogue (`SampledOutput`)."""
+        return self.decoder
 
     def compile(self, optimizer="adam", decoder_optimizer=None, **kwargs):
         """Configures training; `optimizer` updates the encoder, `decoder_optimizer` the decoder.
@@ -284,12 +307,11 @@ class RecVAE(LossPartsTraining, Recommender):
         normalized = l2_normalize_rows(inputs)
         mean, log_var = self.encoder(self.input_dropout(normalized, training=dropout))
         z = self.sampling([mean, log_var], training=training)
-        logits = self.decoder(z)
         old_mean, old_log_var = self.prior_encoder(normalized)
         log_q = keras.ops.sum(gaussian_log_density(z, mean, log_var), axis=-1)
         log_p = keras.ops.sum(self.prior([z, old_mean, old_log_var]), axis=-1)
         present = row_counts(inputs) > 0
-        nll = replica_mean(multinomial_nll(logits, inputs), present)
+        nll = replica_mean(self.output_nll(z, inputs, training), present)
         kl = replica_mean(self.kl_weights(inputs) * (log_q - log_p), present)
         return {"loss": nll + kl, "nll": nll, "kl": kl}
 
@@ -358,6 +380,7 @@ class RecVAE(LossPartsTraining, Recommender):
                 "n_dec_epochs": self.n_dec_epochs,
                 "mixture_weights": list(self.mixture_weights),
                 "seed": self.seed,
+                **self.output_config(),
             }
         )
         return config

@@ -49,10 +49,11 @@ def document_settings(cls):
 
 
 class SampledOutput:
-    """A mixin for the multinomial models (Mult-VAE, Mult-DAE): their output layer over the
-    catalogue and its negative log-likelihood, with the full softmax or a sampled one.
+    """A mixin for the multinomial models (Mult-VAE, Mult-DAE, RecVAE): their output layer
+    over the catalogue and its negative log-likelihood, with the full softmax or a sampled one.
 
-    A model calls `init_output` in its constructor, `build_output` in `build`, trains with
+    A model calls `init_output` in its constructor, keeps `build_output`'s layer as its
+    `output_layer` (an attribute, or a property naming its own) in `build`, trains with
     `output_nll(hidden, targets, training)` (the input of the output layer, not its logits),
     adds `output_config()` to its config, and lets `adapt` set the popularity proposal.
     """
@@ -88,16 +89,35 @@ class SampledOutput:
             row_gradients=first and self.sparse_updates,
         )
 
-    def build_output(self, n_items: int, l2: float):
-        """Creates `output_layer` (and the proposal's weights); returns the layer, unbuilt."""
+    def build_output(
+        self,
+        n_items: int,
+        l2: float,
+        dense=None,
+        item_initializers: dict | None = None,
+        name: str = "logits",
+    ):
+        """Creates the output layer (and the proposal's weights); returns the layer, unbuilt,
+        for the model to keep as its `output_layer`.
+
+        Args:
+            n_items: int. The catalogue's size.
+            l2: float. The output kernel's penalty (the default dense layer's).
+            dense: keras.layers.Dense | None. The output layer without `sparse_updates`;
+                None makes `vae_cf_dense`'s.
+            item_initializers: dict | None. `kernel_initializer` and `bias_initializer` of
+                the `ItemOutput` layer with `sparse_updates`, whose kernel is drawn in the
+                shape `[n_items, input_dim]` (fixed bounds, or symmetric in the two
+                dimensions); None gives Glorot's and vae_cf's bias.
+            name: str. The layer's name. Defaults to `"logits"`.
+        """
         if self.sparse_updates:
-            self.output_layer = ItemOutput(
-                n_items,
-                bias_initializer=keras.initializers.TruncatedNormal(stddev=0.001),
-                name="logits",
-            )
+            initializers = item_initializers or {
+                "bias_initializer": keras.initializers.TruncatedNormal(stddev=0.001)
+            }
+            layer = ItemOutput(n_items, name=name, **initializers)
         else:
-            self.output_layer = vae_cf_dense(n_items, None, "logits", l2)
+            layer = dense if dense is not None else vae_cf_dense(n_items, None, name, l2)
         if self.sampled_softmax and self.sampled_proposal == "popularity":
             self.log_proposal = self.add_weight(
                 shape=(n_items,),
@@ -105,7 +125,7 @@ class SampledOutput:
                 trainable=False,
                 name="log_proposal",
             )
-        return self.output_layer
+        return layer
 
     def adapt(self, matrix) -> None:
         super().adapt(matrix)
@@ -144,13 +164,11 @@ class SampledOutput:
                 log_expected,
                 item_axis=0,
             )
-        rows_nll = sampled_multinomial_nll(
+        # The output kernel's penalty is not added: Keras counts a weight's regularizer in
+        # the model's `losses` whether or not its layer was called.
+        return sampled_multinomial_nll(
             hidden, output.kernel, output.bias, targets, sampled, log_expected
         )
-        if output.kernel_regularizer is not None:
-            # The output layer is not called: its penalty is added here.
-            rows_nll = rows_nll + output.kernel_regularizer(output.kernel)
-        return rows_nll
 
     def output_config(self) -> dict:
         return {

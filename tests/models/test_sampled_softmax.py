@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions
 from keras_recae.losses import multinomial_nll, sampled_multinomial_nll
-from keras_recae.models import MultDAE, MultVAE
+from keras_recae.models import Autoencoder, DenoisingAutoencoder, MultDAE, MultVAE, RecVAE
 
 
 def sparse(matrix: sp.csr_matrix) -> tf.SparseTensor:
@@ -95,11 +95,12 @@ def test_every_item_sampled_once_gives_the_full_multinomial_loss():
     np.testing.assert_allclose(sampled.numpy(), full.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE, Autoencoder, DenoisingAutoencoder])
 @pytest.mark.parametrize("proposal", ["popularity", "uniform"])
 def test_a_model_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, proposal, cls):
     data = synthetic_interactions(seed=0)
-    model = cls(hidden_dims=(16,), seed=0, sampled_softmax=64, sampled_proposal=proposal)
+    loss = {"loss": "multinomial"} if cls in (Autoencoder, DenoisingAutoencoder) else {}
+    model = cls(hidden_dims=(16,), seed=0, sampled_softmax=64, sampled_proposal=proposal, **loss)
     model.adapt(data.matrix)
     if proposal == "popularity":
         users = np.bincount(data.matrix.indices, minlength=data.n_items) + 1.0
@@ -113,7 +114,7 @@ def test_a_model_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, prop
     batch = next(iter(sparse_batches(data.matrix[:8], 8)))
     assert model(batch, training=False).shape == (8, data.n_items)
     # The full-softmax NLL of the trained model is below an untrained one's.
-    untrained = cls(hidden_dims=(16,), seed=0)
+    untrained = cls(hidden_dims=(16,), seed=0, **loss)
     trained_nll = float(np.mean(multinomial_nll(model(batch), batch)))
     untrained_nll = float(np.mean(multinomial_nll(untrained(batch), batch)))
     assert trained_nll < untrained_nll
@@ -125,9 +126,54 @@ def test_a_model_trains_on_samples_and_scores_the_whole_catalogue(tmp_path, prop
     assert math.isfinite(trained_nll)
 
 
-@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE, RecVAE, Autoencoder, DenoisingAutoencoder])
 def test_settings_are_checked(cls):
+    loss = {"loss": "multinomial"} if cls in (Autoencoder, DenoisingAutoencoder) else {}
     with pytest.raises(ValueError, match="`sampled_softmax` should be a non-negative integer"):
-        cls(sampled_softmax=-1)
+        cls(sampled_softmax=-1, **loss)
     with pytest.raises(ValueError, match="`sampled_proposal` should be one of"):
-        cls(sampled_softmax=10, sampled_proposal="zipf")
+        cls(sampled_softmax=10, sampled_proposal="zipf", **loss)
+
+
+def test_rec_vae_trains_both_halves_on_samples_and_scores_the_whole_catalogue(tmp_path):
+    data = synthetic_interactions(seed=0)
+    settings = {"hidden_dim": 16, "latent_dim": 8, "n_layers": 2, "seed": 0}
+    model = RecVAE(**settings, sampled_softmax=64)
+    model.adapt(data.matrix)
+    users = np.bincount(data.matrix.indices, minlength=data.n_items) + 1.0
+    np.testing.assert_allclose(model.log_proposal.numpy(), np.log(users / users.sum()), rtol=1e-5)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(model.training_batches(data.matrix, 100, seed=0), epochs=4, verbose=0)
+    assert history.history["nll"][-1] < history.history["nll"][0]
+    batch = next(iter(sparse_batches(data.matrix[:8], 8)))
+    untrained = RecVAE(**settings)
+    trained_nll = float(np.mean(multinomial_nll(model(batch), batch)))
+    assert trained_nll < float(np.mean(multinomial_nll(untrained(batch), batch)))
+    # In evaluation the loss is the full one.
+    full = model.loss_parts(batch, training=False)["nll"]
+    assert float(full) == pytest.approx(trained_nll, rel=1e-5)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_config()["sampled_softmax"] == 64
+    np.testing.assert_allclose(loaded(batch).numpy(), model(batch).numpy(), rtol=1e-5)
+
+
+def test_the_output_penalty_is_counted_once_in_a_sampled_step():
+    # Keras puts a weight's regularizer in `model.losses` whether its layer ran or not: the
+    # sampled NLL, which does not call the output layer, must not add it again.
+    data = synthetic_interactions(seed=0)
+    batch = next(iter(sparse_batches(data.matrix[:6], 6)))
+    plain, penalised = (
+        MultDAE(hidden_dims=(8,), l2=l2, seed=0, sampled_softmax=16) for l2 in (0.0, 1e-2)
+    )
+    plain(batch)
+    penalised(batch)
+    penalised.set_weights(plain.get_weights())
+    nlls = []
+    for model in (plain, penalised):
+        hidden = model(batch, training=True)
+        nlls.append(model.output_nll(hidden, batch, training=True).numpy())
+    np.testing.assert_allclose(nlls[1], nlls[0], rtol=1e-6)
+    kernels = [layer.kernel for layer in (penalised.encoder_layers[0], penalised.output_layer)]
+    expected = 1e-2 * sum(float(np.sum(kernel.numpy() ** 2)) for kernel in kernels)
+    assert sum(float(loss) for loss in penalised.losses) == pytest.approx(expected, rel=1e-5)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions
 from keras_recae.layers import ItemOutput, SparseDense
-from keras_recae.models import MultDAE, MultVAE
+from keras_recae.models import Autoencoder, DenoisingAutoencoder, MultDAE, MultVAE, RecVAE
 from keras_recae.optimizers import FusedAdam
 
 
@@ -58,11 +58,17 @@ def test_item_output_is_a_transposed_dense_layer():
     assert sorted(set(gradient.indices.numpy().tolist())) == [1, 4]
 
 
-MODELS = [MultVAE, MultDAE]
+MODELS = [MultVAE, MultDAE, Autoencoder, DenoisingAutoencoder]
+
+
+def model_of(cls, **settings):
+    # The autoencoders' sampled output is the multinomial loss's.
+    loss = {"loss": "multinomial"} if cls in (Autoencoder, DenoisingAutoencoder) else {}
+    return cls(hidden_dims=(16, 8), seed=0, l2=0.0, **loss, **settings)
 
 
 def sparse_model(cls, **settings):
-    return cls(hidden_dims=(16, 8), seed=0, sparse_updates=True, l2=0.0, **settings)
+    return model_of(cls, sparse_updates=True, **settings)
 
 
 def training_loss(model, batch):
@@ -105,14 +111,14 @@ def test_a_step_moves_only_the_rows_of_the_batch_and_the_candidates(cls):
 def test_with_item_rows_the_model_is_the_same_function(cls):
     data = synthetic_interactions(seed=0)
     batch = batch_of(data.matrix, np.arange(12))
-    dense = cls(hidden_dims=(16, 8), seed=0, l2=0.0)
+    dense = model_of(cls)
     rows = sparse_model(cls)
     dense(batch)
     rows(batch)
     # The same weights, layer by layer; the output kernel transposed into item rows.
     for layer in dense.layers:
         weights = layer.get_weights()
-        if layer.name == "logits":
+        if layer is dense.output_layer:
             weights = [weights[0].T, weights[1]]
         if weights:
             rows.get_layer(layer.name).set_weights(weights)
@@ -142,5 +148,67 @@ def test_a_sparse_model_trains_saves_and_loads(tmp_path, cls):
 
 @pytest.mark.parametrize("cls", MODELS)
 def test_sparse_updates_refuse_a_penalty_on_the_whole_kernel(cls):
+    loss = {"loss": "multinomial"} if cls in (Autoencoder, DenoisingAutoencoder) else {}
     with pytest.raises(ValueError, match="`sparse_updates=True` needs `l2=0`"):
-        cls(sparse_updates=True, l2=1e-4)
+        cls(sparse_updates=True, l2=1e-4, **loss)
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, DenoisingAutoencoder])
+@pytest.mark.parametrize("setting", [{"sampled_softmax": 10}, {"sparse_updates": True}])
+def test_the_autoencoders_sample_the_multinomial_loss_only(cls, setting):
+    with pytest.raises(ValueError, match="need `loss=\"multinomial\"`.*loss='squared'"):
+        cls(loss="squared", **setting)
+
+
+def rec_vae(**settings):
+    return RecVAE(hidden_dim=16, latent_dim=8, n_layers=2, seed=0, **settings)
+
+
+def test_rec_vae_moves_only_the_rows_of_the_batch_and_the_candidates():
+    data = synthetic_interactions(seed=0)
+    model = rec_vae(sparse_updates=True, sampled_softmax=20, sampled_proposal="uniform")
+    model.adapt(data.matrix)
+    batch = batch_of(data.matrix, np.arange(5))
+    model(batch)  # builds
+    first, decoder = model.encoder.dense_layers[0], model.decoder
+    assert isinstance(decoder, ItemOutput) and model.output_layer is decoder
+    variables = [first.kernel, decoder.item_vectors, decoder.item_bias]
+    with tf.GradientTape() as tape:
+        loss = model.loss_parts(batch, training=True, dropout=True)["loss"]
+    gradients = tape.gradient(loss, variables)
+    assert all(isinstance(g, tf.IndexedSlices) for g in gradients)
+    batch_items = set(batch.indices[:, 1].numpy().tolist())
+    assert set(gradients[0].indices.numpy().tolist()) == batch_items
+    assert batch_items <= set(gradients[1].indices.numpy().tolist())
+    before = [v.numpy() for v in variables[:2]]
+    FusedAdam(1e-2, sparse_updates=True).apply(gradients, variables)
+    for gradient, old, variable in zip(gradients, before, variables):
+        new = variable.numpy()
+        untouched = np.setdiff1d(np.arange(old.shape[0]), gradient.indices.numpy())
+        np.testing.assert_array_equal(new[untouched], old[untouched])
+        assert np.any(new != old)
+
+
+def test_rec_vae_with_item_rows_is_the_same_function_and_trains_saves_and_loads(tmp_path):
+    data = synthetic_interactions(seed=0)
+    batch = batch_of(data.matrix, np.arange(12))
+    dense, rows = rec_vae(), rec_vae(sparse_updates=True, sampled_softmax=32)
+    rows.adapt(data.matrix)
+    dense(batch)
+    rows(batch)
+    for layer in dense.layers:
+        weights = layer.get_weights()
+        if layer.name == "decoder":
+            weights = [weights[0].T, weights[1]]
+        if weights:
+            rows.get_layer(layer.name).set_weights(weights)
+    np.testing.assert_allclose(rows(batch).numpy(), dense(batch).numpy(), rtol=1e-5, atol=1e-5)
+    # Both halves' optimizers update rows only; the loss falls; the file keeps it all.
+    rows.compile(optimizer=FusedAdam(1e-2, sparse_updates=True))
+    assert rows.decoder_optimizer.sparse_updates
+    history = rows.fit(rows.training_batches(data.matrix, 100, seed=0), epochs=4, verbose=0)
+    assert history.history["nll"][-1] < history.history["nll"][0]
+    rows.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.get_config()["sparse_updates"] and loaded.encoder.row_gradients
+    np.testing.assert_allclose(loaded(batch).numpy(), rows(batch).numpy(), rtol=1e-5)

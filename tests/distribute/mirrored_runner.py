@@ -110,6 +110,21 @@ MODELS = {
         rows_pipeline,
         lambda: keras.optimizers.Adam(1e-2),
     ),
+    # A sampled softmax (10 of the 30 items a step) with row-sparse updates: the replicas
+    # draw the same candidates, and the lazy Adam updates each copy's rows.
+    "mult_vae_sparse": (
+        implicit,
+        lambda data: MultVAE(
+            hidden_dims=(16, 4),
+            total_anneal_steps=4,
+            seed=1,
+            sampled_softmax=10,
+            sampled_proposal="uniform",
+            sparse_updates=True,
+        ),
+        rows_pipeline,
+        lambda: FusedAdam(1e-2, sparse_updates=True),
+    ),
     "mult_dae": (
         implicit,
         lambda data: MultDAE(hidden_dims=(8,), dropout=0.5, l2=1e-3, seed=1),
@@ -121,6 +136,21 @@ MODELS = {
         lambda data: RecVAE(hidden_dim=16, latent_dim=4, n_layers=2, n_enc_epochs=2, seed=1),
         own_pipeline,
         lambda: FusedAdam(1e-2),
+    ),
+    "rec_vae_sparse": (
+        implicit,
+        lambda data: RecVAE(
+            hidden_dim=16,
+            latent_dim=4,
+            n_layers=2,
+            n_enc_epochs=2,
+            seed=1,
+            sampled_softmax=10,
+            sampled_proposal="uniform",
+            sparse_updates=True,
+        ),
+        own_pipeline,
+        lambda: FusedAdam(1e-2, sparse_updates=True),
     ),
     "cdae": (
         implicit,

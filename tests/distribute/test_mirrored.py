@@ -15,7 +15,9 @@ import pytest
 RUNNER = Path(__file__).with_name("mirrored_runner.py")
 MODELS = [
     "mult_vae",
+    "mult_vae_sparse",
     "rec_vae",
+    "rec_vae_sparse",
     "cdae",
     "auto_rec",
     "mult_dae",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.checks import check_positive_int
+from keras_recae.checks import check_non_negative, check_positive_int
 from keras_recae.distribute import replica_mean
 from keras_recae.models.building import features
 from keras_recae.models.loss_parts_training import LossPartsTraining
@@ -36,8 +38,16 @@ class ELSA(LossPartsTraining, Recommender):
     batch is smaller than the rank (and the output small enough), `|y|^2` comes from the
     output itself, which then costs less (`output_is_cheaper`).
 
+    `alpha` adds the item side of the data-adaptive normalisation of the closed-form linear
+    autoencoders (Park et al., SIGIR 2025) to the scores, not to the loss: the item-item
+    matrix becomes `D^alpha (A_n A_n^T - I) D^-alpha` (`D` the items' training counts, set
+    by `adapt`; its diagonal is still zero), which scales down popular items' scores. A
+    user is then scored `((x D^alpha) A_n) A_n^T D^-alpha - x`.
+
     Args:
         rank: int. Columns of `A` (the latent dimension). Defaults to `256`.
+        alpha: float. Item-side normalisation exponent of the scores, `>= 0`. Defaults to
+            `0.0`.
         seed: int | None. Seed of the initial weights. Defaults to `None`.
 
     Example:
@@ -65,9 +75,10 @@ class ELSA(LossPartsTraining, Recommender):
     default_lr = 1e-2
     has_encoder = True
 
-    def __init__(self, rank: int = 256, seed: int | None = None, **kwargs):
+    def __init__(self, rank: int = 256, alpha: float = 0.0, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rank = check_positive_int("rank", rank)
+        self.alpha = check_non_negative("alpha", alpha)
         self.seed = seed
 
     def build(self, input_shape):
@@ -80,6 +91,26 @@ class ELSA(LossPartsTraining, Recommender):
         self.item_factors = self.add_weight(
             name="item_factors", shape=(n_items, self.rank), initializer=initializer
         )
+        if self.alpha:
+            # `c^alpha` per item (`adapt` sets it from the training counts).
+            self.item_scales = self.add_weight(
+                name="item_scales", shape=(n_items,), initializer="ones", trainable=False
+            )
+
+    def adapt(self, matrix) -> None:
+        super().adapt(matrix)
+        if self.alpha:
+            counts = np.bincount(sp.csr_matrix(matrix).indices, minlength=matrix.shape[1])
+            scales = np.maximum(counts, 1).astype(np.float64) ** self.alpha
+            self.item_scales.assign(scales.astype("float32"))
+
+    def scaled_inputs(self, inputs):
+        """`x D^alpha` (the input itself without `alpha`)."""
+        if not self.alpha:
+            return inputs
+        scales = keras.ops.take(self.item_scales, inputs.indices[:, 1])
+        values = keras.ops.cast(inputs.values, "float32") * scales
+        return tf.SparseTensor(inputs.indices, values, inputs.dense_shape)
 
     def normalized_factors(self, dtype="float32"):
         """`A_n`: the rows of `A` divided by their L2 norms."""
@@ -88,11 +119,18 @@ class ELSA(LossPartsTraining, Recommender):
         return keras.ops.cast(factors / keras.ops.maximum(norms, _EPSILON), dtype)
 
     def encode(self, inputs, training=False):
-        return sparse_matmul(inputs, self.normalized_factors(self.compute_dtype))
+        factors = self.normalized_factors(self.compute_dtype)
+        return sparse_matmul(self.scaled_inputs(inputs), factors)
 
     def call(self, inputs, training=False):
         factors = self.normalized_factors(self.compute_dtype)
-        return self.reconstruction(inputs, sparse_matmul(inputs, factors), factors)
+        codes = sparse_matmul(self.scaled_inputs(inputs), factors)
+        if not self.alpha:
+            return self.reconstruction(inputs, codes, factors)
+        outputs = keras.ops.matmul(codes, keras.ops.transpose(factors))
+        outputs = outputs / keras.ops.cast(self.item_scales, outputs.dtype)[None, :]
+        values = keras.ops.cast(inputs.values, outputs.dtype)
+        return tf.tensor_scatter_nd_sub(outputs, inputs.indices, values)
 
     @staticmethod
     def reconstruction(inputs, codes, factors):
@@ -139,5 +177,5 @@ class ELSA(LossPartsTraining, Recommender):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"rank": self.rank, "seed": self.seed})
+        config.update({"rank": self.rank, "alpha": self.alpha, "seed": self.seed})
         return config

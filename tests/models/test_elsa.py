@@ -77,3 +77,25 @@ def test_config_round_trip_and_bad_rank():
     assert (restored.rank, restored.seed) == (7, 4)
     with pytest.raises(ValueError, match=r"`rank` should be a positive integer. Received: rank=0"):
         ELSA(rank=0)
+
+
+def test_item_side_normalisation_scales_the_item_item_matrix(data, tmp_path):
+    model = ELSA(rank=5, alpha=0.3, seed=0)
+    model.adapt(data.matrix)
+    counts = np.maximum(np.bincount(data.matrix.indices, minlength=data.n_items), 1.0)
+    factors = numpy_factors(model)
+    scale = counts**0.3
+    weights = scale[:, None] * (factors @ factors.T - np.eye(data.n_items)) / scale[None, :]
+    history = data.matrix[:20]
+    expected = history.toarray() @ weights
+    np.testing.assert_allclose(model(to_sparse_tensor(history)).numpy(), expected, atol=1e-4)
+    # The same factors without alpha score as before; the file keeps the scales.
+    plain = built(data.n_items)
+    plain.item_factors.assign(model.item_factors)
+    assert not np.allclose(plain(to_sparse_tensor(history)).numpy(), expected, atol=1e-3)
+    model.save(tmp_path / "elsa.keras")
+    loaded = keras.saving.load_model(tmp_path / "elsa.keras")
+    assert loaded.alpha == 0.3
+    np.testing.assert_allclose(loaded.item_scales.numpy(), scale, rtol=1e-6)
+    with pytest.raises(ValueError, match="`alpha` should be"):
+        ELSA(alpha=-0.1)

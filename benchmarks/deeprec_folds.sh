@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# DeepRec on the five given MovieLens-100K folds, each tuned on its own base: a study per fold
+# on uK.base's validation ratings (the test file is never read while tuning), the winner
+# retrained on all of uK.base for its epoch count and evaluated once on uK.test; then the
+# mean and standard deviation of the five test RMSEs (the goal: under SVD++'s 0.919).
+# Studies resume from their journals (benchmarks/studies/ml100k-uK-deep-rec); a finished
+# fold's run is kept. Usage: bash benchmarks/deeprec_folds.sh   (FOLDS="1 2" for some)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+data="$(cd "$here/../.." && pwd)/shared/data/ml-100k"
+runs="$here/runs/ml100k-deeprec-folds"
+for fold in ${FOLDS:-1 2 3 4 5}; do
+  files=(--data "$data/u$fold.base" --test "$data/u$fold.test")
+  study="$here/studies/ml100k-u$fold-deep-rec"
+  keras-recae tune deep-rec "${files[@]}" --threads 1 --monitor rmse --epochs 300 \
+    --eval-every 5 --patience 6 --trials "${TRIALS:-40}" --seed 0 \
+    --space batch_size=32,64,128,256 --study "$study" --no-figures > /dev/null
+  [ -f "$runs/u$fold/metrics.json" ] || keras-recae train deep-rec "${files[@]}" \
+    --params "$study/best.json" --retrain --threads 1 --out "$runs/u$fold" > /dev/null
+done
+python - "$runs" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+runs = Path(sys.argv[1])
+folds = sorted(runs.glob("u*/metrics.json"))
+rmse = {path.parent.name: json.loads(path.read_text())["test"]["rmse"] for path in folds}
+summary = {"test_rmse": rmse}
+if len(rmse) > 1:
+    summary["mean"] = statistics.mean(rmse.values())
+    summary["std"] = statistics.stdev(rmse.values())
+(runs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+print(json.dumps(summary, indent=2))
+PY

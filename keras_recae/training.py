@@ -572,6 +572,7 @@ def fit_variants(config: RunConfig, variants, read_test: bool = False) -> dict:
             model.variant(**changes)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    model.check_memory(split.train.n_items, matrices=1)
     started = time.perf_counter()
     inverse = model.solve_inverse(sp.csr_matrix(split.train.matrix, dtype=np.float32))
     inverse_seconds = time.perf_counter() - started

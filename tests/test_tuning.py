@@ -504,3 +504,16 @@ def test_variants_need_a_closed_form_model_and_a_searched_variant_setting(tmp_pa
     assert code != 0
     assert "--variants should be 2 or more" in stderr and message in stderr
     assert not (tmp_path / "s" / "trials").exists()
+
+
+def test_variants_ask_for_the_memory_of_one_item_item_matrix(tmp_path, monkeypatch):
+    from keras_recae.models import linear_autoencoder
+    from keras_recae.training import fit_variants
+
+    monkeypatch.setattr(linear_autoencoder, "available_memory_bytes", lambda: 2**10)
+    run = RunConfig(
+        "edlae", DataSpec("synthetic", validation_fraction=0.1), out=str(tmp_path / "run")
+    )
+    with pytest.raises(MemoryError, match=r"\(one float32 500 x 500 matrix\) but only"):
+        fit_variants(run, [{}, {"alpha": 0.2}])
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -217,14 +217,22 @@ class LinearAutoencoder(Recommender):
         """Whether `fit` has solved for the item weights."""
         return self.built and bool(keras.ops.convert_to_numpy(self.fitted))
 
-    def check_memory(self, n_items: int) -> None:
-        """Fails early when the item-item matrices would not fit in memory."""
-        needed = 2 * 4 * n_items * n_items
+    def check_memory(self, n_items: int, matrices: int = 2) -> None:
+        """Fails early when the item-item matrices would not fit in memory.
+
+        Args:
+            n_items: int. The catalogue's size.
+            matrices: int. The float32 `n_items x n_items` matrices held at once: two for
+                a fit (the inverse and the model's weight), one for `variant_scores`.
+        """
+        needed = matrices * 4 * n_items * n_items
         available = available_memory_bytes()
         if available is not None and needed > available:
+            count = {1: "one", 2: "two"}.get(matrices, str(matrices))
+            plural = "matrix" if matrices == 1 else "matrices"
             raise MemoryError(
                 f"{type(self).__name__} on {n_items} items needs about {needed / 2**30:.1f} GiB "
-                f"(two float32 {n_items} x {n_items} matrices) but only "
+                f"({count} float32 {n_items} x {n_items} {plural}) but only "
                 f"{available / 2**30:.1f} GiB is available. Filter rare items first (e.g. "
                 "`Interactions.filter`)."
             )

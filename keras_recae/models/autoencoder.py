@@ -80,9 +80,21 @@ class Autoencoder(ReconstructionAutoencoder):
         loss: str = "logistic",
         l2: float = 0.0,
         seed: int | None = None,
+        sampled_softmax: int = 0,
+        sampled_proposal: str = "popularity",
+        sparse_updates: bool = False,
         **kwargs,
     ):
-        super().__init__(hidden_dims=hidden_dims, loss=loss, l2=l2, seed=seed, **kwargs)
+        super().__init__(
+            hidden_dims=hidden_dims,
+            loss=loss,
+            l2=l2,
+            seed=seed,
+            sampled_softmax=sampled_softmax,
+            sampled_proposal=sampled_proposal,
+            sparse_updates=sparse_updates,
+            **kwargs,
+        )
         self.activation = check_activation(activation)
         self.dropout = check_rate("dropout", dropout)
         self.make_layers()

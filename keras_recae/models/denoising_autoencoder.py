@@ -78,9 +78,21 @@ class DenoisingAutoencoder(ReconstructionAutoencoder):
         loss: str = "squared",
         l2: float = 0.0,
         seed: int | None = None,
+        sampled_softmax: int = 0,
+        sampled_proposal: str = "popularity",
+        sparse_updates: bool = False,
         **kwargs,
     ):
-        super().__init__(hidden_dims=hidden_dims, loss=loss, l2=l2, seed=seed, **kwargs)
+        super().__init__(
+            hidden_dims=hidden_dims,
+            loss=loss,
+            l2=l2,
+            seed=seed,
+            sampled_softmax=sampled_softmax,
+            sampled_proposal=sampled_proposal,
+            sparse_updates=sparse_updates,
+            **kwargs,
+        )
         self.corruption = check_rate("corruption", corruption)
         self.make_layers()
         self.masking = SparseMasking(self.corruption, seed=seed, name="masking")

@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_recae.data import sparse_batches, synthetic_interactions
 from keras_recae.layers import ItemOutput, SparseDense
 from keras_recae.models import Autoencoder, DenoisingAutoencoder, MultDAE, MultVAE, RecVAE
+from keras_recae.models.registry import constructor_arguments
 from keras_recae.optimizers import FusedAdam
 
 
@@ -212,3 +213,23 @@ def test_rec_vae_with_item_rows_is_the_same_function_and_trains_saves_and_loads(
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert loaded.get_config()["sparse_updates"] and loaded.encoder.row_gradients
     np.testing.assert_allclose(loaded(batch).numpy(), rows(batch).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [*MODELS, RecVAE])
+def test_the_output_settings_are_settings_of_the_command_line(cls):
+    # `--set` takes a model's constructor arguments, not what `**kwargs` passes on.
+    arguments = constructor_arguments(cls)
+    assert {"sampled_softmax", "sampled_proposal", "sparse_updates"} <= set(arguments)
+
+
+def test_a_sampled_sparse_autoencoder_trains_from_the_command_line(tmp_path):
+    from keras_recae import cli
+
+    code = cli.main(
+        ["train", "autoencoder", "--data", "synthetic", "--epochs", "2", "--threads", "1",
+         "--set", "loss=multinomial", "--set", "sampled_softmax=100",
+         "--set", "sparse_updates=true", "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    assert code == 0
+    loaded = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert loaded.sampled_softmax == 100 and loaded.optimizer.sparse_updates

@@ -663,7 +663,7 @@ def _record_variants(trial, summary: dict, monitor: str, number: int) -> None:
         study.add_trial(
             optuna.trial.create_trial(
                 params=params,
-                distributions=trial.distributions,
+                distributions=_containing(trial.distributions, params),
                 value=float(variant["validation"][monitor]),
                 user_attrs={
                     RUN_NUMBER: number,
@@ -674,6 +674,30 @@ def _record_variants(trial, summary: dict, monitor: str, number: int) -> None:
                 },
             )
         )
+
+
+def _containing(distributions: dict, params: dict) -> dict:
+    """The distributions widened to hold the params: a queued trial's fixed value may lie
+    outside its dimension (Optuna warns and runs it), which `create_trial` would refuse."""
+    import optuna
+
+    widened = dict(distributions)
+    for name, value in params.items():
+        distribution = distributions[name]
+        if (
+            isinstance(
+                distribution,
+                (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution),
+            )
+            and not distribution.low <= value <= distribution.high
+        ):
+            widened[name] = type(distribution)(
+                min(distribution.low, value),
+                max(distribution.high, value),
+                log=distribution.log,
+                step=distribution.step,
+            )
+    return widened
 
 
 def _train_in_child(run: RunConfig, variants=()) -> dict:

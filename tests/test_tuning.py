@@ -517,3 +517,20 @@ def test_variants_ask_for_the_memory_of_one_item_item_matrix(tmp_path, monkeypat
     with pytest.raises(MemoryError, match=r"\(one float32 500 x 500 matrix\) but only"):
         fit_variants(run, [{}, {"alpha": 0.2}])
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_variants_of_a_queued_trial_outside_its_dimensions_are_recorded():
+    # Optuna runs a queued trial's fixed value outside its dimension (with a warning); the
+    # variant trials carry that value too.
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"l2": 500.0, "alpha": 0.1})
+    distributions = {
+        "l2": optuna.distributions.FloatDistribution(1.0, 100.0, log=True),
+        "alpha": optuna.distributions.FloatDistribution(0.0, 0.5),
+    }
+    with pytest.warns(UserWarning, match="out of range"):
+        trial = study.ask(distributions)
+    summary = {"variants": [{"settings": {"alpha": 0.5}, "validation": {"ndcg@20": 0.4}}]}
+    tuning._record_variants(trial, summary, "ndcg@20", 0)
+    (added,) = [t for t in study.trials if t.number != trial.number]
+    assert added.params == {"l2": 500.0, "alpha": 0.5} and added.value == 0.4

@@ -3,6 +3,10 @@
 # (popularity proposal), dense and row-sparse (lazy Adam) updates, the defaults for 10 epochs,
 # validation Recall@20 / NDCG@20 every 5 epochs, one thread. The full-softmax run is
 # benchmarks/runs/precision/gowalla-mult-vae-float32 (the same command without --set).
+# Then the same at the Gowalla Mult-VAE study's settings (benchmarks/studies/gowalla-mult-vae,
+# its selection: up to 30 epochs, validation every 2, patience 3): full softmax against 4,096
+# sampled items, dense and row-sparse updates; the validation figure of each run's chosen epoch
+# is the comparison (its test figure is computed once, at the end, as in every run).
 # Usage: bash benchmarks/sampled_softmax_gowalla.sh   (writes benchmarks/runs/sampled-softmax/)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,3 +20,12 @@ train() {
 train gowalla-popularity4096 --set sampled_softmax=4096
 train gowalla-popularity4096-sparse-lr1e-2 --set sampled_softmax=4096 --set sparse_updates=true --lr 1e-2
 train gowalla-popularity4096-sparse --set sampled_softmax=4096 --set sparse_updates=true
+tuned=(--params "$here/studies/gowalla-mult-vae/best.json" --data "$data" --threads 1 --epochs 30
+  --eval-every 2 --patience 3 --metrics recall@20,ndcg@20 --monitor ndcg@20)
+train_tuned() {
+  local out="$runs/$1"; shift
+  [ -f "$out/metrics.json" ] || keras-recae train mult-vae "${tuned[@]}" "$@" --out "$out"
+}
+train_tuned gowalla-tuned-full
+train_tuned gowalla-tuned-popularity4096 --set sampled_softmax=4096
+train_tuned gowalla-tuned-popularity4096-sparse --set sampled_softmax=4096 --set sparse_updates=true

@@ -14,7 +14,12 @@ import numpy as np
 
 from keras_recae.checks import check_positive_int
 from keras_recae.data.split import EvalSet
-from keras_recae.evaluation import DEFAULT_METRICS, evaluate_ranking, evaluate_ratings
+from keras_recae.evaluation import (
+    DEFAULT_METRICS,
+    combined_ranking,
+    evaluate_ranking,
+    evaluate_ratings,
+)
 from keras_recae.keras_overrides import resume_fit_at
 from keras_recae.metrics import parse_metric_names
 from keras_recae.models.recommender import Recommender
@@ -215,6 +220,9 @@ class RankingEvaluation(_ModelSelection):
             its patience count. Defaults to None.
         train: scipy sparse matrix | None. The training interactions, needed by
             `novelty@k` and `popularity@k`. Defaults to None.
+        combine: callable | None. Under `--shard-users`: sums an array over the workers,
+            each evaluating its own users (`keras_recae.evaluation.combined_ranking`).
+            Defaults to None.
 
     Attributes:
         best_epoch: int | None. 1-based epoch of the best evaluation.
@@ -245,8 +253,10 @@ class RankingEvaluation(_ModelSelection):
         verbose: int = 0,
         state_dir: str | None = None,
         train=None,
+        combine=None,
     ):
         self.train = train
+        self.combine = combine
         if monitor.startswith("val_"):
             monitor = monitor[len("val_") :]
         (monitor_pair,) = parse_metric_names([monitor])
@@ -266,6 +276,10 @@ class RankingEvaluation(_ModelSelection):
         )
 
     def measure(self) -> dict:
+        if self.combine is not None:
+            return combined_ranking(
+                self.model, self.eval_set, self.metrics, self.combine, self.batch_size
+            )
         return evaluate_ranking(
             self.model,
             self.eval_set,

@@ -445,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--distribute mirrored: comma-separated devices, e.g. gpu:0,gpu:1; "
         "cpu:0,cpu:1 splits the CPU into logical devices",
     )
+    train_parser.add_argument(
+        "--shard-users",
+        action="store_true",
+        help="--distribute multi-worker on a given split: each worker reads the files by "
+        "chunks and keeps only its shard of the users (a hash of the user id), so no worker "
+        "holds the whole matrix",
+    )
     train_parser.set_defaults(handler=train)
 
     tune_parser = commands.add_parser("tune", help="search a model's settings (Optuna)")

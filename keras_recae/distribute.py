@@ -35,6 +35,7 @@ import os
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_recae.sparse_ops import in_xla_context
@@ -184,6 +185,58 @@ def is_multi_worker(strategy) -> bool:
     )
 
 
+def worker_position(strategy) -> tuple[int, int]:
+    """This worker's index among the workers of a strategy, and their number.
+
+    The chief (if the cluster has one) is worker 0 and `worker` task `i` is `i + 1`, else
+    `i`: the order of the strategy's input pipelines (`InputContext.input_pipeline_id`)
+    and of its replicas. One host (no multi-worker cluster) is worker 0 of 1.
+    """
+    if not is_multi_worker(strategy):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict() or {}
+    chiefs = len(cluster.get("chief", []))
+    count = chiefs + len(cluster.get("worker", []))
+    if resolver.task_type == "chief":
+        return 0, count
+    if resolver.task_type != "worker":
+        raise ValueError(
+            f"Only the chief and the workers train; this task is {resolver.task_type!r}."
+        )
+    return chiefs + int(resolver.task_id), count
+
+
+def sum_over_workers(strategy, values) -> np.ndarray:
+    """The sum over the workers of a strategy of each worker's `values` (an array), float64.
+
+    Every worker must call it, with arrays of one shape, at the same point of the
+    program: it is a collective. One host returns `values` as they are.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not is_multi_worker(strategy):
+        return values
+    _, workers = worker_position(strategy)
+    local_replicas = strategy.num_replicas_in_sync // workers
+    constant = tf.constant(values)
+
+    def contribution():
+        # The first replica of each worker gives its worker's values, the others zeros.
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.cond(
+            tf.equal(replica % local_replicas, 0),
+            lambda: constant,
+            lambda: tf.zeros_like(constant),
+        )
+
+    @tf.function(autograph=False)
+    def reduce():
+        parts = strategy.run(contribution)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, parts, axis=None)
+
+    return reduce().numpy()
+
+
 # ---------------------------------------------------------------------------------------
 # Input
 
@@ -200,7 +253,7 @@ def _batch_size(spec) -> int | None:
     return sizes.pop()
 
 
-def distribute_batches(strategy, dataset: tf.data.Dataset):
+def distribute_batches(strategy, dataset: tf.data.Dataset, per_worker: bool = False):
     """Splits each global batch of `dataset` into the replicas' parts.
 
     The elements of `dataset` (as `sparse_batches` and the models' `training_batches`
@@ -209,6 +262,12 @@ def distribute_batches(strategy, dataset: tf.data.Dataset):
     `[r * B / R, (r + 1) * B / R)` of each batch and the scalars as they are. Every worker
     of a multi-worker strategy runs the whole pipeline and keeps its replicas' parts, so
     a shuffled pipeline must be seeded (the same seed on every worker).
+
+    With `per_worker`, `dataset` is instead this worker's own batches (its shard of the
+    users, `--shard-users`): each element holds the worker's `B / W` rows of the global
+    batch, split among the worker's replicas in order, so that the global batch is the
+    workers' batches one after the other (worker 0's first). Every worker's pipeline must
+    give as many batches.
 
     The pipeline is repeated: fit with `steps_per_epoch` set to the returned number of
     steps (as `Recommender.fit` does), which Keras cannot read from a dataset made per
@@ -240,6 +299,9 @@ def distribute_batches(strategy, dataset: tf.data.Dataset):
             "Distributing a pipeline needs batches of one static size (a padded last batch, "
             f"as `sparse_batches` makes). Received elements: {spec}"
         )
+    if per_worker:
+        # This worker's replicas share its batch.
+        replicas = max(1, replicas // worker_position(strategy)[1])
     if batch_size % replicas:
         raise ValueError(
             f"The batch size ({batch_size}) should be a multiple of the number of replicas "
@@ -250,8 +312,8 @@ def distribute_batches(strategy, dataset: tf.data.Dataset):
     steps = cardinality if cardinality >= 0 else None
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        per_worker = context.num_replicas_in_sync // context.num_input_pipelines
-        first = context.input_pipeline_id * per_worker
+        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
+        first = 0 if per_worker else context.input_pipeline_id * local_replicas
 
         def parts(*components):
             element = components if isinstance(spec, tuple) else components[0]
@@ -260,7 +322,7 @@ def distribute_batches(strategy, dataset: tf.data.Dataset):
                 start = (first + index) * part
                 return tf.nest.map_structure(lambda x: _rows(x, start, part), element)
 
-            return tf.data.Dataset.range(per_worker).map(replica_part)
+            return tf.data.Dataset.range(local_replicas).map(replica_part)
 
         source = dataset.repeat() if steps else dataset
         return source.flat_map(parts).prefetch(tf.data.AUTOTUNE)

@@ -17,6 +17,7 @@ from keras_recae.data.pipeline import sparse_batches
 from keras_recae.data.split import EvalSet
 from keras_recae.metrics import (
     LIST_METRICS,
+    POPULARITY_METRICS,
     parse_metric_names,
     ranking_metrics,
     rating_metrics,
@@ -221,6 +222,59 @@ def evaluate_ranking_users(
     user_indices = training_user_rows(model, np.asarray(eval_set.user_ids)[users])
     top = top_k_items(model, inputs, max_k, batch_size=batch_size, user_indices=user_indices)
     return results_of_lists(top, eval_set, users, metrics, train)
+
+
+def combined_ranking(
+    model: Recommender,
+    eval_set: EvalSet,
+    metrics: Iterable[str],
+    combine: Callable[[np.ndarray], np.ndarray],
+    batch_size: int = 500,
+) -> dict[str, float]:
+    """`evaluate_ranking` over users held apart: each worker of a run scores its own.
+
+    Each worker ranks the users of its `eval_set` (its shard of the users, `--shard-users`)
+    and `combine` sums each metric's total and count of users over the workers (a
+    collective, `keras_recae.distribute.sum_over_workers`): the averages are those of one
+    evaluation of every worker's users. The metrics are per-user ones: `coverage` and
+    `gini` (over all lists) and `novelty` and `popularity` (over the training
+    interactions of all workers) are refused.
+
+    Args:
+        model: Recommender. The scorer.
+        eval_set: EvalSet. This worker's users; it may have no user with a target.
+        metrics: iterable of str. Per-user metric names such as `"ndcg@20"`.
+        combine: callable. Sums an array over the workers.
+        batch_size: int. Users scored at once. Defaults to 500.
+
+    Returns:
+        A dict from each metric name, in the order given, to its average over the users
+        with a non-empty target of every worker.
+    """
+    metrics = list(metrics)
+    refused = [name for name in metrics if not_per_user(name)]
+    if refused:
+        raise ValueError(
+            f"{refused[0]} is not an average of per-user values (or needs the training "
+            "interactions of every worker): it cannot be combined over sharded users"
+        )
+    totals = np.zeros((2, len(metrics)), dtype=np.float64)
+    if np.any(eval_set.target_counts() > 0):
+        users = evaluate_ranking_users(model, eval_set, metrics, batch_size=batch_size).users
+        for column, name in enumerate(metrics):
+            values = users[name].to_numpy(np.float64)
+            present = ~np.isnan(values)
+            totals[:, column] = values[present].sum(), present.sum()
+    totals = combine(totals)
+    if not np.all(totals[1] > 0):
+        raise ValueError("No user of any worker has a non-empty target: nothing to evaluate.")
+    return {name: float(totals[0, i] / totals[1, i]) for i, name in enumerate(metrics)}
+
+
+def not_per_user(name: str) -> bool:
+    """Whether a ranking metric is not an average of per-user values of the lists alone."""
+    ((metric, _),) = parse_metric_names([name])
+    return metric in LIST_METRICS or metric in POPULARITY_METRICS
 
 
 def evaluate_ranking_variants(

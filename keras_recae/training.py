@@ -39,6 +39,7 @@ from keras_recae.data.spec import DEFAULT_VALIDATION_FRACTION, DataSpec, load_sp
 from keras_recae.errors import ConfigError, TrainingDiverged
 from keras_recae.evaluation import DEFAULT_METRICS as RANKING_METRICS
 from keras_recae.evaluation import (
+    combined_ranking,
     evaluate_ranking_users,
     evaluate_ranking_variants,
     evaluate_ratings,
@@ -109,6 +110,12 @@ class RunConfig:
         distribute: str. `none`, `mirrored` or `multi-worker`. Defaults to `"none"`.
         devices: str | None. Comma-separated devices of the mirrored strategy. Defaults
             to None.
+        shard_users: bool. Under `distribute="multi-worker"` on a `given` split: worker
+            `w` of `W` reads the files by chunks and keeps only the users whose id hashes
+            to `w` (`keras_recae.data.shards`); each global batch is the workers' batches
+            of `batch_size / W` of their own users, and the validation and test figures
+            are combined over the workers. Implicit models not conditioned on the user,
+            per-user metrics only; no per-user files. Defaults to False.
         threads: int | None. CPU threads of TensorFlow and BLAS. Defaults to None.
         seed: int. Seed of the model, the shuffle and (by default) the data. Defaults to 0.
         verbose: int. 0 is silent; 1 prints the run's steps and the validation
@@ -140,6 +147,7 @@ class RunConfig:
     jit_compile: bool | str = "auto"
     distribute: str = "none"
     devices: str | None = None
+    shard_users: bool = False
     threads: int | None = None
     seed: int = 0
     verbose: int = 2
@@ -239,6 +247,10 @@ def with_model_defaults(
 
 def make_strategy(config: RunConfig):
     """The `tf.distribute` strategy of `distribute` and `devices`; None for one device."""
+    if config.shard_users and config.distribute != "multi-worker":
+        raise ConfigError(
+            "--shard-users splits the users among the workers of --distribute multi-worker"
+        )
     if config.distribute == "none":
         if config.devices:
             raise ConfigError("--devices needs --distribute mirrored")
@@ -259,6 +271,8 @@ def make_strategy(config: RunConfig):
             "--batch-size 0 (full batches) does not work with --distribute: give the "
             "global batch as a multiple of the number of replicas"
         )
+    if config.shard_users:
+        _check_shards(config)
     try:
         strategy = distribute.make_strategy(config.distribute, config.devices)
     except (ValueError, RuntimeError) as error:
@@ -285,15 +299,79 @@ def _run_distributed(
     """`_run` under the strategy's scope; only the chief worker writes the run."""
     from keras_recae import distribute
 
+    shards = None
+    if config.shard_users:
+        if split is not None:
+            raise ConfigError("--shard-users reads the data itself: pass no in-memory split")
+        shards = _Shards(strategy, *distribute.worker_position(strategy))
     if distribute.is_chief(strategy):
         with strategy.scope():
-            return _run(config, split, full_train, callbacks, read_test)
+            return _run(config, split, full_train, callbacks, read_test, shards)
     # The other workers train alongside the chief and write their copy of the run (model,
     # backups) to a directory of their own that is removed afterwards.
     with tempfile.TemporaryDirectory(prefix="keras-recae-worker-") as scratch:
         with strategy.scope():
             scratch_config = dataclasses.replace(config, out=scratch)
-            return _run(scratch_config, split, full_train, callbacks, read_test)
+            return _run(scratch_config, split, full_train, callbacks, read_test, shards)
+
+
+def _check_shards(config: RunConfig) -> None:
+    """What `shard_users` cannot do, refused before anything is read."""
+    from keras_recae.evaluation import not_per_user
+
+    cls = model_class(config.model)
+    if cls.explicit:
+        raise ConfigError(
+            f"--shard-users: {config.model} predicts ratings from statistics of all the "
+            "ratings (item means, the rating range); train it without --shard-users"
+        )
+    if cls.user_conditioned:
+        raise ConfigError(
+            f"--shard-users: {config.model} keeps a node per training user, which every "
+            "worker would hold; train it without --shard-users"
+        )
+    monitor, _ = selection_monitor(cls, config.monitor)
+    for name in [*(config.metrics or DEFAULT_METRICS), monitor]:
+        try:
+            refused = not_per_user(name)
+        except ValueError as error:
+            raise ConfigError(f"--metrics / --monitor: {error}") from None
+        if refused:
+            raise ConfigError(
+                f"--shard-users: {name} is not an average over users of their own lists (it "
+                "needs every worker's lists or training interactions); leave it out"
+            )
+
+
+@dataclasses.dataclass
+class _Shards:
+    """A worker's shard of the users (`shard_users`), and sums over the workers.
+
+    Attributes:
+        strategy: the multi-worker strategy.
+        index: int. This worker's shard.
+        count: int. The workers.
+        info: ShardInfo | None. Every shard's users, once the data is read.
+    """
+
+    strategy: object
+    index: int
+    count: int
+    info: object = None
+
+    def combine(self, values):
+        """The sum of `values` (an array) over the workers: a collective."""
+        from keras_recae import distribute
+
+        return distribute.sum_over_workers(self.strategy, values)
+
+    def padded(self, matrix, local_batch: int):
+        """`matrix` with empty rows, as many batches of `local_batch` as the largest shard's."""
+        import scipy.sparse as sp
+
+        steps = max(math.ceil(users / local_batch) for users in self.info.users)
+        extra = sp.csr_matrix((steps * local_batch - matrix.shape[0], matrix.shape[1]))
+        return sp.vstack([matrix, extra.astype(matrix.dtype)], format="csr")
 
 
 @dataclasses.dataclass
@@ -309,7 +387,7 @@ class _OpenRun:
     metrics: list
 
 
-def _open_run(config: RunConfig, split, full_train, read_test) -> _OpenRun:
+def _open_run(config: RunConfig, split, full_train, read_test, shards=None) -> _OpenRun:
     """Checks a run, loads its data and writes its `run.json`: what every run starts with.
 
     A directory holding a finished run (`metrics.json`) is refused; the data are read
@@ -355,7 +433,13 @@ def _open_run(config: RunConfig, split, full_train, read_test) -> _OpenRun:
     # The data before any file: data and flags that do not fit leave nothing written.
     if split is not None and not read_test:
         split = dataclasses.replace(split, test=None)
-    if split is None:
+    if shards is not None:
+        from keras_recae.data.shards import load_shard
+
+        split, full_train, shards.info = load_shard(
+            spec, shards.index, shards.count, DEFAULT_VALIDATION_FRACTION, read_test
+        )
+    elif split is None:
         split, full_train = load_split(
             spec,
             explicit=cls.explicit,
@@ -378,14 +462,21 @@ def _open_run(config: RunConfig, split, full_train, read_test) -> _OpenRun:
         f"validation users {split.validation.n_users if split.validation else 0}, "
         f"test users {split.test.n_users if split.test else 0}",
     )
+    if shards is not None:
+        _say(
+            config,
+            f"shard {shards.index} of {shards.count}: {split.train.n_users} users, "
+            f"{(full_train or split.train).nnz} train lines (users per shard: "
+            f"{', '.join(map(str, shards.info.users))})",
+        )
     return _OpenRun(cls, settings, spec, out, split, full_train, metrics)
 
 
-def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResult:
+def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None) -> RunResult:
     import keras
     import numpy as np
 
-    opened = _open_run(config, split, full_train, read_test)
+    opened = _open_run(config, split, full_train, read_test, shards)
     cls, settings, spec, out = opened.cls, opened.settings, opened.spec, opened.out
     split, full_train, metrics = opened.split, opened.full_train, opened.metrics
     backup = out / BACKUP_DIR
@@ -393,9 +484,8 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
     if takes_seed(cls):
         settings.setdefault("seed", config.seed)
     model = _new_model(cls, settings, split)
-    config = with_model_defaults(
-        config, n_rows=model.n_training_rows(split.train.matrix), replicas=_replicas()
-    )
+    n_rows = model.n_training_rows(split.train.matrix) if shards is None else shards.info.n_users
+    config = with_model_defaults(config, n_rows=n_rows, replicas=_replicas())
 
     summary = {
         "model": config.model,
@@ -403,7 +493,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         "data": spec.data,
         "test_data": spec.test,
         "protocol": split.protocol,
-        "n_users": split.train.n_users,
+        "n_users": split.train.n_users if shards is None else shards.info.n_users,
         "n_items": split.train.n_items,
         "run": {
             "lr": config.lr,
@@ -415,6 +505,8 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         "precision": config.precision,
         "distribute": config.distribute,
     }
+    if shards is not None:
+        summary["shards"] = {"workers": shards.count, "users": list(shards.info.users)}
     validation_metrics = {}
     # The interactions the reported model learnt from: the reference of novelty@k and
     # popularity@k.
@@ -428,6 +520,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             metrics,
             train=reported_train,
             users_file=_users_file(config, out, part),
+            combine=None if shards is None else shards.combine,
         )
 
     started = time.perf_counter()
@@ -457,6 +550,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
                 resuming,
                 metrics=metrics,
                 extra_callbacks=callbacks,
+                shards=shards,
             )
             losses = history.history.get("loss", [])
             if timer.stopped_on_nan or any(not np.isfinite(v) for v in losses):
@@ -486,7 +580,13 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             _compile(model, config)
             retrain_config = dataclasses.replace(config, epochs=best_epoch)
             _, _, retrain_timer = fit(
-                model, full_train.matrix, None, retrain_config, backup / "retrain", None
+                model,
+                full_train.matrix,
+                None,
+                retrain_config,
+                backup / "retrain",
+                None,
+                shards=shards,
             )
             train_seconds += float(np.sum(retrain_timer.seconds))
         retrained = config.retrain and full_train is not None
@@ -497,7 +597,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
         )
         if retrained:
             reported_train = full_train.matrix
-        elif split.validation is not None and config.user_metrics:
+        elif split.validation is not None and _users_file(config, out, "validation"):
             # The reported model is the selected epoch's: its validation users, for paired
             # comparisons on the validation part (the averages are the selection's). Tuning
             # trials skip this second evaluation.
@@ -515,11 +615,12 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test) -> RunResul
             "peak_rss_mb": peak_rss_mb(),
             "validation": validation_metrics,
             "test": test_metrics,
-            # Which users and items each part held: `compare` pairs only runs that agree.
+            # Which users and items each part held: `compare` pairs only runs that agree
+            # (a worker's shard holds part of them: none).
             "split_digests": {
                 part: getattr(split, part).digest()
                 for part in ("validation", "test")
-                if getattr(split, part) is not None
+                if getattr(split, part) is not None and shards is None
             },
         }
     )
@@ -623,6 +724,7 @@ RUN_FLAGS = (
     "jit_compile",
     "distribute",
     "devices",
+    "shard_users",
     "seed",
 )
 
@@ -689,7 +791,10 @@ def _check_run(config: RunConfig) -> None:
 
 
 def _users_file(config: RunConfig, out: Path, part: str) -> Path | None:
-    return out / USERS_FILE.format(part=part) if config.user_metrics else None
+    # A worker holding a shard of the users has its own users only.
+    if not config.user_metrics or config.shard_users:
+        return None
+    return out / USERS_FILE.format(part=part)
 
 
 def _replicas() -> int:
@@ -725,6 +830,7 @@ def fit(
     resuming: bool = False,
     metrics=None,
     extra_callbacks=(),
+    shards=None,
 ):
     """`model.fit` with validation, resumable backups and per-epoch timing.
 
@@ -732,13 +838,19 @@ def fit(
     (`adapt`), gives its batches (`training_batches`), and the validation part is
     evaluated with ranking metrics, or RMSE and MAE for rating models.
 
+    With `shards` (`shard_users`), `matrix` is this worker's users: the model adapts to
+    the item counts of all workers, the worker's batches hold `batch_size / workers` of
+    its users (padded with empty rows to as many batches as the largest shard's), and the
+    validation figures are combined over the workers.
+
     Returns:
         `(history, evaluation, timer)`: Keras's `History`, the model-selection callback
         (None without `validation`) and the `EpochTimer`.
     """
     from keras_recae.callbacks import EpochTimer, RunBackup
 
-    config = with_model_defaults(config, n_rows=model.n_training_rows(matrix), replicas=_replicas())
+    n_rows = model.n_training_rows(matrix) if shards is None else shards.info.n_users
+    config = with_model_defaults(config, n_rows=n_rows, replicas=_replicas())
     start = resumed_epoch(backup)
     # A fit that stopped early before its process was killed trains no further epoch: its
     # backup's weights and selection are taken up, and the best epoch's weights restored.
@@ -747,12 +859,22 @@ def fit(
     evaluation = None
     if validation is not None:
         evaluation = _selection_callback(model, validation, config, backup, metrics, matrix)
+        if shards is not None:
+            evaluation.combine = shards.combine
     callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
     # Last: they see the validation logs, and the epoch is backed up and logged first.
     callbacks += list(extra_callbacks)
-    model.adapt(matrix)
     # 0: one batch of every training row (items for the item-based AutoRec).
     batch_size = config.batch_size or model.n_training_rows(matrix)
+    if shards is None:
+        model.adapt(matrix)
+    else:
+        import numpy as np
+
+        columns = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        model.adapt(matrix, item_counts=shards.combine(columns))
+        batch_size //= shards.count
+        matrix = shards.padded(matrix, batch_size)
     dataset = model.training_batches(
         matrix, batch_size, shuffle=True, seed=config.seed, initial_epoch=start
     )
@@ -765,8 +887,13 @@ def fit(
             f"{type(model).__name__}.training_batches should give a known, non-zero number of "
             f"batches a pass (tf.data cardinality {steps})"
         )
+    batches = dataset.repeat()
+    if shards is not None:
+        from keras_recae import distribute
+
+        batches, _ = distribute.distribute_batches(shards.strategy, dataset, per_worker=True)
     history = model.fit(
-        dataset.repeat(),
+        batches,
         steps_per_epoch=steps,
         epochs=epochs,
         callbacks=callbacks,
@@ -867,6 +994,7 @@ def evaluate_part(
     batch_size: int = EVAL_BATCH_SIZE,
     train=None,
     users_file: Path | None = None,
+    combine=None,
 ) -> dict:
     """Ranking metrics of an evaluation set, or RMSE and MAE for rating models.
 
@@ -875,9 +1003,13 @@ def evaluate_part(
             `novelty@k` and `popularity@k`.
         users_file: Path | None. Where a ranking evaluation also writes each evaluated
             user's metrics (see `runs.write_users_atomic`). Defaults to None.
+        combine: callable | None. Under `shard_users`: sums an array over the workers,
+            each evaluating its own users (`evaluation.combined_ranking`). Defaults to None.
     """
     if model.explicit:
         return evaluate_ratings(model, eval_set, batch_size=batch_size)
+    if combine is not None:
+        return combined_ranking(model, eval_set, metrics, combine, batch_size=batch_size)
     results = evaluate_ranking_users(model, eval_set, metrics, batch_size=batch_size, train=train)
     if users_file is not None:
         write_users_atomic(results.users, users_file)

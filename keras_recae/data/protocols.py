@@ -26,6 +26,7 @@ def split_given(
     binarize_threshold: float | None = None,
     validation_fraction: float = 0.1,
     seed: int = 0,
+    item_ids=None,
 ) -> Split:
     """The `given` protocol: train and test files are given (LightGCN splits, `u1.base`).
 
@@ -47,6 +48,9 @@ def split_given(
             validation, in [0, 1). 0 gives no validation set and the full train. Defaults to
             0.1.
         seed: int. Seed of the validation hold-out. Defaults to 0.
+        item_ids: array | None. The items to use instead of the frames' union, holding
+            every item of both (a worker's shard of the users is split over the items of
+            all: `keras_recae.data.shards`). Defaults to None.
 
     Returns:
         A `Split` with protocol `given`.
@@ -65,7 +69,7 @@ def split_given(
             f"`validation_fraction` should be in [0, 1). Received: "
             f"validation_fraction={validation_fraction}"
         )
-    full, test_matrix = _given_matrices(train, test, binarize_threshold)
+    full, test_matrix = _given_matrices(train, test, binarize_threshold, item_ids)
     test_rows = np.flatnonzero(np.diff(test_matrix.indptr))
     test_set = EvalSet(full.matrix[test_rows], test_matrix[test_rows], full.user_ids[test_rows])
     if validation_fraction == 0:
@@ -82,6 +86,7 @@ def given_full_train(
     test: pd.DataFrame,
     *,
     binarize_threshold: float | None = None,
+    item_ids=None,
 ) -> Interactions:
     """All the train pairs of a `given` split, over the users and items `split_given` uses.
 
@@ -89,11 +94,12 @@ def given_full_train(
         train: DataFrame. The train pairs.
         test: DataFrame. The test pairs (they define part of the vocabularies).
         binarize_threshold: float | None. As in `split_given`.
+        item_ids: array | None. As in `split_given`.
 
     Returns:
         `Interactions` with the same `user_ids` and `item_ids` as `split_given(...).train`.
     """
-    full, _ = _given_matrices(train, test, binarize_threshold)
+    full, _ = _given_matrices(train, test, binarize_threshold, item_ids)
     return full
 
 
@@ -493,25 +499,25 @@ def _later_targets(history: Interactions, later: pd.DataFrame, item_ids: np.ndar
 
 
 def _given_matrices(
-    train: pd.DataFrame, test: pd.DataFrame, threshold: float | None
+    train: pd.DataFrame, test: pd.DataFrame, threshold: float | None, item_ids=None
 ) -> tuple[Interactions, sp.csr_matrix]:
     """The full train `Interactions` and the test matrix over the shared vocabularies."""
     train, test = _binarize(train, threshold, "train"), _binarize(test, threshold, "test")
     user_ids = _union_ids(train["user"], test["user"])
-    item_ids = _union_ids(train["item"], test["item"])
+    if item_ids is None:
+        item_ids = _union_ids(train["item"], test["item"])
     full = Interactions.from_frame(train, user_ids=user_ids, item_ids=item_ids)
     test_matrix = Interactions.from_frame(test, user_ids=user_ids, item_ids=item_ids).matrix
     return full, test_matrix
 
 
-def _union_ids(first: pd.Series, second: pd.Series) -> np.ndarray:
-    """The sorted union of two id columns, int64 only if every id of both is an integer."""
-    first = np.unique(parse_ids(first.to_numpy()))
-    second = np.unique(parse_ids(second.to_numpy()))
-    if first.dtype.kind != second.dtype.kind:
-        # An integer id of one frame and its string form in the other are the same id.
-        first, second = first.astype(str).astype(object), second.astype(str).astype(object)
-    return np.union1d(first, second)
+def _union_ids(*columns) -> np.ndarray:
+    """The sorted union of id columns, int64 only if every id of all is an integer."""
+    parts = [np.unique(parse_ids(np.asarray(column))) for column in columns]
+    if len({part.dtype.kind for part in parts}) > 1:
+        # An integer id of one column and its string form in another are the same id.
+        parts = [part.astype(str).astype(object) for part in parts]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
 def _binarize(frame: pd.DataFrame, threshold: float | None, name: str) -> pd.DataFrame:

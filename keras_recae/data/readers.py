@@ -155,6 +155,72 @@ def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
     return f"{path}: expected {error.encoding} text ({error.reason})"
 
 
+# Rows per chunk of `iter_ratings`: a chunk's frame takes a few tens of MB.
+DEFAULT_CHUNK_ROWS = 1_000_000
+
+
+def iter_ratings(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str | None = None,
+    timestamp_col: str | None = None,
+    sep: str | None = None,
+):
+    """Reads a ratings file in chunks: frames as `read_ratings` returns them, in file order.
+
+    `lightgcn` files are read by lines, Parquet files by record batches (`pyarrow`'s
+    `iter_batches`) and `csv`, `tsv` and `ml-20m` tables by pandas' chunked reader, so
+    no frame of the whole file is ever made: memory follows `chunk_rows`. The headerless
+    MovieLens layouts (`ml-100k`, `ml-1m`) are read whole and given as one chunk.
+
+    The ids of each chunk follow the int64-or-string rule on their own: a chunk of
+    integer ids gives int64, one holding any other id strings. `str` of an int64 id is
+    the text it was read from, so putting the chunks' ids in one kind gives the ids
+    `read_ratings` gives.
+
+    Args:
+        path: str or path. As in `read_ratings`.
+        format: str | None. As in `read_ratings`.
+        chunk_rows: int. Rows (pairs, for `lightgcn`) per chunk, about. Defaults to
+            1,000,000.
+        user_col, item_col, rating_col, timestamp_col, sep: as in `read_ratings`.
+
+    Yields:
+        `pandas.DataFrame` chunks with the columns of `read_ratings`.
+
+    Raises:
+        DataFormatError: as `read_ratings`, naming the line (text formats) or the row
+            (Parquet) of the first bad value.
+    """
+    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ValueError(f"`chunk_rows` should be a positive integer. Received: {chunk_rows!r}")
+    file, format = _resolve(path, format)
+    columns = {
+        "user_col": user_col,
+        "item_col": item_col,
+        "rating_col": rating_col,
+        "timestamp_col": timestamp_col,
+    }
+    if format == "parquet":
+        yield from _iter_parquet(file, chunk_rows, **columns)
+        return
+    try:
+        if format == "lightgcn":
+            yield from _iter_lightgcn(file, chunk_rows)
+        elif format in _LAYOUTS:
+            yield _read_delimited(file, _LAYOUTS[format])
+        else:
+            if sep is None:
+                sep = "\t" if format == "tsv" else ","
+            yield from _iter_text_table(file, sep, chunk_rows, **columns)
+    except UnicodeDecodeError as error:
+        raise DataFormatError(_undecodable(file, error)) from None
+
+
 def read_given(
     path: str | os.PathLike,
     test: str | os.PathLike | None = None,
@@ -225,6 +291,11 @@ def read_given(
             )
         format = train_format
     return read_ratings(path, format, **options), read_ratings(test, format, **options)
+
+
+def file_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format `read_ratings` reads `path` in: `format` checked, or detected."""
+    return _resolve(path, format)[1]
 
 
 def _resolve(path, format: str | None) -> tuple[Path, str]:
@@ -384,21 +455,40 @@ def _scan_delimited(path: Path, layout: _Delimited) -> None:
 
 def _read_lightgcn(path: Path) -> pd.DataFrame:
     """Reads `user item item ...` lines into one row per (user, item) pair."""
+    (frame,) = _iter_lightgcn(path, None)
+    return frame
+
+
+def _iter_lightgcn(path: Path, chunk_rows: int | None):
+    """`_read_lightgcn` by chunks of lines holding about `chunk_rows` pairs (None: one)."""
     users, counts, items = [], [], []
+    any_line = any_item = False
     with open(path, encoding="utf-8") as file:
         for line in file:
             fields = line.split()
-            if fields:
-                users.append(fields[0])
-                counts.append(len(fields) - 1)
-                items.extend(fields[1:])
-    if not users:
+            if not fields:
+                continue
+            users.append(fields[0])
+            counts.append(len(fields) - 1)
+            items.extend(fields[1:])
+            if chunk_rows is not None and len(items) >= chunk_rows:
+                yield _lightgcn_frame(path, users, counts, items)
+                any_line, any_item = True, True
+                users, counts, items = [], [], []
+    any_line = any_line or bool(users)
+    any_item = any_item or bool(items)
+    if not any_line:
         raise DataFormatError(f"{path}: the file is empty.")
-    if not items:
+    if not any_item:
         raise DataFormatError(
             f"{path}: no (user, item) pair: every line holds a user id and no item "
             "(expected `user item item ...`)."
         )
+    if users:
+        yield _lightgcn_frame(path, users, counts, items)
+
+
+def _lightgcn_frame(path: Path, users: list, counts: list, items: list) -> pd.DataFrame:
     try:
         user_ids = np.array(users).astype(np.int64)
         item_ids = np.array(items, dtype=str).astype(np.int64)
@@ -427,9 +517,13 @@ def _scan_lightgcn(path: Path) -> None:
                     )
 
 
-def _read_text_table(
-    path: Path, sep: str, *, user_col, item_col, rating_col, timestamp_col
-) -> pd.DataFrame:
+# Every column is read, and one spare: a line with a field too many fills it (pandas would
+# otherwise drop the extra field of some lines without a word).
+_SPARE = "\x00spare"
+
+
+def _text_layout(path: Path, sep: str, columns: dict) -> tuple[dict, list, dict]:
+    """The `pd.read_csv` options of a table with a header, its header and chosen columns."""
     options = {"sep": sep, "engine": "c" if len(sep) == 1 else "python"}
     try:
         header = list(pd.read_csv(path, nrows=0, **options).columns)
@@ -439,39 +533,85 @@ def _read_text_table(
         raise  # read_ratings names the line
     except (pd.errors.ParserError, ValueError) as error:
         raise DataFormatError(f"{path}, line 1: could not read the header line: {error}") from None
-    names = _pick_columns(path, header, user_col, item_col, rating_col, timestamp_col)
-    # Every column is read, and one spare: a line with a field too many fills it (pandas
-    # would otherwise drop the extra field of some lines without a word).
-    spare = "\x00spare"
-    layout = {
-        "header": None,
-        "skiprows": 1,
-        "names": [*header, spare],
-        "index_col": False,
-        # Only empty fields are missing ("nan" and "NA" are text: an id, or a bad rating).
-        "keep_default_na": False,
-        "na_values": [""],
+    names = _pick_columns(path, header, **columns)
+    options.update(
+        {
+            "header": None,
+            "skiprows": 1,
+            "names": [*header, _SPARE],
+            "index_col": False,
+            # Only empty fields are missing ("nan" and "NA" are text: an id, or a bad rating).
+            "keep_default_na": False,
+            "na_values": [""],
+        }
+    )
+    return options, header, names
+
+
+def _read_text_table(
+    path: Path, sep: str, *, user_col, item_col, rating_col, timestamp_col
+) -> pd.DataFrame:
+    columns = {
+        "user_col": user_col,
+        "item_col": item_col,
+        "rating_col": rating_col,
+        "timestamp_col": timestamp_col,
     }
+    options, header, names = _text_layout(path, sep, columns)
+    table = _parsed_table(path, sep, header, names, lambda: pd.read_csv(path, **options))
+    for field in ("user", "item"):
+        if table[names[field]].dtype.kind == "f":
+            # Ids the parser took for floats: read them again as text to keep them verbatim.
+            again = pd.read_csv(path, dtype=str, **options)
+            table[names[field]] = again[names[field]]
+    return _checked_table(path, sep, header, names, table)
+
+
+def _iter_text_table(
+    path: Path, sep: str, chunk_rows: int, *, user_col, item_col, rating_col, timestamp_col
+):
+    """`_read_text_table` by chunks of `chunk_rows` lines; the ids are read as text."""
+    columns = {
+        "user_col": user_col,
+        "item_col": item_col,
+        "rating_col": rating_col,
+        "timestamp_col": timestamp_col,
+    }
+    options, header, names = _text_layout(path, sep, columns)
+    as_text = {names["user"]: str, names["item"]: str}
+    chunks = pd.read_csv(path, chunksize=chunk_rows, dtype=as_text, **options)
+    any_rows = False
+    while True:
+        table = _parsed_table(path, sep, header, names, lambda: next(chunks, None))
+        if table is None:
+            break
+        any_rows = any_rows or not table.empty
+        yield _checked_table(path, sep, header, names, table, allow_empty=True)
+    if not any_rows:
+        raise DataFormatError(f"{path}: no rows after the header line.")
+
+
+def _parsed_table(path, sep, header, names, read):
+    """`read()` (a table, or a chunk of one), with parser errors naming the bad line."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, **layout, **options)
+            return read()
     except UnicodeDecodeError:
         raise  # read_ratings names the line
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
         _scan_text_table(path, sep, header, names)
         raise DataFormatError(f"{path}: could not parse as a table: {error}") from None
-    if table[spare].notna().any():
+
+
+def _checked_table(path, sep, header, names, table, allow_empty=False) -> pd.DataFrame:
+    """The standard columns of a parsed table, a bad field named by its line."""
+    if table[_SPARE].notna().any():
         _scan_text_table(path, sep, header, names)
         raise DataFormatError(f"{path}: a line has more fields than the header line.")
-    table = table.drop(columns=spare)
-    if table.empty:
+    table = table.drop(columns=_SPARE)
+    if table.empty and not allow_empty:
         raise DataFormatError(f"{path}: no rows after the header line.")
-    for field in ("user", "item"):
-        if table[names[field]].dtype.kind == "f":
-            # Ids the parser took for floats: read them again as text to keep them verbatim.
-            again = pd.read_csv(path, dtype=str, **layout, **options)
-            table[names[field]] = again[names[field]]
     try:
         return _finish_table(table, names)
     except _BadColumn as error:
@@ -520,20 +660,45 @@ def _scan_text_table(path: Path, sep: str, header: list, names: dict) -> None:
 
 
 def _read_parquet(path: Path, *, user_col, item_col, rating_col, timestamp_col) -> pd.DataFrame:
+    names = _parquet_columns(path, user_col, item_col, rating_col, timestamp_col)
+    table = pd.read_parquet(path, columns=list(dict.fromkeys(names.values())))
+    if table.empty:
+        raise DataFormatError(f"{path}: the file has no rows.")
+    return _finished_rows(path, table, names, 0)
+
+
+def _iter_parquet(path: Path, chunk_rows: int, *, user_col, item_col, rating_col, timestamp_col):
+    """`_read_parquet` by record batches of `chunk_rows` rows."""
+    import pyarrow.parquet as pq
+
+    names = _parquet_columns(path, user_col, item_col, rating_col, timestamp_col)
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows == 0:
+        raise DataFormatError(f"{path}: the file has no rows.")
+    offset = 0
+    wanted = list(dict.fromkeys(names.values()))
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+        table = batch.to_pandas()
+        yield _finished_rows(path, table, names, offset)
+        offset += len(table)
+
+
+def _parquet_columns(path: Path, user_col, item_col, rating_col, timestamp_col) -> dict:
     import pyarrow.parquet as pq
 
     try:
         header = list(pq.read_schema(path).names)
     except Exception as error:
         raise DataFormatError(f"{path}: not a readable Parquet file ({error}).") from None
-    names = _pick_columns(path, header, user_col, item_col, rating_col, timestamp_col)
-    table = pd.read_parquet(path, columns=list(dict.fromkeys(names.values())))
-    if table.empty:
-        raise DataFormatError(f"{path}: the file has no rows.")
+    return _pick_columns(path, header, user_col, item_col, rating_col, timestamp_col)
+
+
+def _finished_rows(path: Path, table: pd.DataFrame, names: dict, offset: int) -> pd.DataFrame:
+    """`_finish_table` of rows `offset`... of a Parquet file, a bad row named in the file."""
     try:
         return _finish_table(table, names)
     except _BadColumn as error:
-        row = f", row {error.row + 1}" if error.row is not None else ""
+        row = f", row {offset + error.row + 1}" if error.row is not None else ""
         raise DataFormatError(f"{path}{row}: {error}") from None
 
 

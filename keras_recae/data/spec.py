@@ -163,14 +163,7 @@ def load_split(
     if validation_fraction is None:
         validation_fraction = default_validation
     protocol = spec.protocol
-    given_files = spec.data != "synthetic" and (
-        spec.test is not None
-        or (
-            Path(spec.data).is_dir()
-            and (Path(spec.data) / "train.txt").is_file()
-            and protocol != "strong"
-        )
-    )
+    given_files = is_given_data(spec)
     sizes = (spec.synthetic_users, spec.synthetic_items, spec.synthetic_interactions)
     if any(size is not None for size in sizes) and spec.data != "synthetic":
         raise ConfigError("--synthetic-users/-items/-interactions are for --data synthetic")
@@ -212,21 +205,16 @@ def load_split(
             f"--threshold {threshold:g}: {spec.data} has no ratings to compare with it (pairs "
             "only); leave out --threshold"
         )
-    if threshold is not None and not explicit and not (train_frame["rating"] > threshold).any():
-        raise ConfigError(
-            f"--threshold {threshold:g}: no rating of {spec.data} is above it, so no "
-            "interaction would be kept"
-        )
-    has_ratings = "rating" in train_frame and not (train_frame["rating"] == 1.0).all()
-    if threshold is None and has_ratings and not explicit:
-        threshold = DEFAULT_THRESHOLD
+    if "rating" in train_frame:
+        has_ratings = not (train_frame["rating"] == 1.0).all()
+        threshold = implicit_threshold(spec, explicit, has_ratings, train_frame["rating"].max())
     if protocol == "given":
         if test_frame is None:
             raise ConfigError(
                 "--protocol given needs a test file (--test) or a train/test directory"
             )
         binarize = None if explicit else threshold
-        with _as_config_error(spec):
+        with as_config_error(spec):
             split = split_given(
                 train_frame,
                 test_frame,
@@ -249,10 +237,10 @@ def load_split(
         heldout = spec.heldout_users
         if heldout is None:
             heldout = max(1, train_frame["user"].nunique() // 10)
-        with _as_config_error(spec):
+        with as_config_error(spec):
             split = split_strong(train_frame, n_heldout_users=heldout, threshold=threshold)
         return _without_test(split, read_test), None
-    with _as_config_error(spec):
+    with as_config_error(spec):
         split = split_random(
             train_frame,
             test_fraction=RANDOM_TEST_FRACTION,
@@ -260,6 +248,37 @@ def load_split(
             seed=seed,
         )
     return _without_test(split, read_test), None
+
+
+def is_given_data(spec: DataSpec) -> bool:
+    """Whether the spec names a given split: a test file, or a train/test directory."""
+    return spec.data != "synthetic" and (
+        spec.test is not None
+        or (
+            Path(spec.data).is_dir()
+            and (Path(spec.data) / "train.txt").is_file()
+            and spec.protocol != "strong"
+        )
+    )
+
+
+def implicit_threshold(
+    spec: DataSpec, explicit: bool, has_ratings: bool, max_rating: float
+) -> float | None:
+    """The threshold the train ratings are binarised at (None: kept as they are).
+
+    `spec.threshold`, checked against the largest train rating, or `DEFAULT_THRESHOLD`
+    for an implicit model when the train file has ratings other than 1.
+    """
+    threshold = spec.threshold
+    if threshold is not None and not explicit and not max_rating > threshold:
+        raise ConfigError(
+            f"--threshold {threshold:g}: no rating of {spec.data} is above it, so no "
+            "interaction would be kept"
+        )
+    if threshold is None and has_ratings and not explicit:
+        threshold = DEFAULT_THRESHOLD
+    return threshold
 
 
 # The protocols' parameters that a flag sets: their errors name the flag on the command line.
@@ -270,7 +289,7 @@ _PARAMETER_FLAGS = {
 
 
 @contextlib.contextmanager
-def _as_config_error(spec: DataSpec):
+def as_config_error(spec: DataSpec):
     """A protocol's `ValueError` (the data and the flags do not fit) as a `ConfigError`
     naming the data and the flags."""
     try:
@@ -307,7 +326,7 @@ def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fracti
     from keras_recae.data.protocols import split_leave_last_out, split_temporal
 
     binarize = None if explicit else threshold
-    with _as_config_error(spec):
+    with as_config_error(spec):
         if protocol == "temporal":
             split, full = split_temporal(
                 frame,

@@ -97,10 +97,12 @@ class ELSA(LossPartsTraining, Recommender):
                 name="item_scales", shape=(n_items,), initializer="ones", trainable=False
             )
 
-    def adapt(self, matrix) -> None:
-        super().adapt(matrix)
+    def adapt(self, matrix, item_counts=None) -> None:
+        super().adapt(matrix, item_counts)
         if self.alpha:
-            counts = np.bincount(sp.csr_matrix(matrix).indices, minlength=matrix.shape[1])
+            counts = item_counts
+            if counts is None:
+                counts = np.bincount(sp.csr_matrix(matrix).indices, minlength=matrix.shape[1])
             scales = np.maximum(counts, 1).astype(np.float64) ** self.alpha
             self.item_scales.assign(scales.astype("float32"))
 

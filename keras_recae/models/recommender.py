@@ -112,8 +112,14 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
         """The optimizers `fit` updates the weights with: the compiled one."""
         return [self.optimizer]
 
-    def adapt(self, matrix: sp.csr_matrix) -> None:
-        """Prepares the model for a users x items training matrix: builds it if needed."""
+    def adapt(self, matrix: sp.csr_matrix, item_counts=None) -> None:
+        """Prepares the model for a users x items training matrix: builds it if needed.
+
+        `item_counts` (the training entries of each item), when given, are those of the
+        whole training data where `matrix` is a part of it (a worker's shard of the
+        users); models that learn from the counts (a popularity proposal, ELSA's
+        `alpha`) take them instead of `matrix`'s.
+        """
         if not self.built:
             self.build_for_fit((None, matrix.shape[1]))
 

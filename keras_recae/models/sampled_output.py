@@ -127,11 +127,10 @@ class SampledOutput:
             )
         return layer
 
-    def adapt(self, matrix) -> None:
-        super().adapt(matrix)
+    def adapt(self, matrix, item_counts=None) -> None:
+        super().adapt(matrix, item_counts)
         if self.sampled_softmax and self.sampled_proposal == "popularity":
-            matrix = sp.csr_matrix(matrix)
-            users = np.bincount(matrix.indices, minlength=matrix.shape[1]) + 1.0
+            users = 1.0 + (item_counts if item_counts is not None else _item_counts(matrix))
             self.log_proposal.assign(np.log(users / users.sum()).astype("float32"))
 
     def sampled_candidates(self):
@@ -176,3 +175,9 @@ class SampledOutput:
             "sampled_proposal": self.sampled_proposal,
             "sparse_updates": self.sparse_updates,
         }
+
+
+def _item_counts(matrix) -> np.ndarray:
+    """The training entries of each item (column) of a sparse matrix."""
+    matrix = sp.csr_matrix(matrix)
+    return np.bincount(matrix.indices, minlength=matrix.shape[1])

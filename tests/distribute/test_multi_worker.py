@@ -6,12 +6,6 @@ device for the same epoch.
 """
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
@@ -19,7 +13,6 @@ import pytest
 
 from keras_recae import cli
 
-TIMEOUT_SECONDS = 600
 # 800 training users in batches of 60: the last batch has 40 padding rows, so the second
 # worker's part of it is padding only.
 ARGS = [
@@ -38,57 +31,13 @@ ARGS = [
 ]
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("localhost", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, run_workers):
     root = tmp_path_factory.mktemp("multi_worker")
     scratch = root / "tmp"
     scratch.mkdir()
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    processes, logs = [], []
-    try:
-        for index in range(2):
-            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {
-                **os.environ,
-                "TF_CONFIG": json.dumps(config),
-                "TMPDIR": str(scratch),
-                "TF_CPP_MIN_LOG_LEVEL": "2",
-            }
-            log = open(root / f"worker{index}.log", "w")
-            logs.append(log)
-            command = [sys.executable, "-m", "keras_recae.cli", *ARGS, "--threads", "1"]
-            command += ["--distribute", "multi-worker", "--out", str(root / "run")]
-            processes.append(
-                subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in processes]
-    except subprocess.TimeoutExpired:
-        codes = None
-    finally:
-        # The workers wait for each other: one that failed leaves the other hanging.
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs:
-            log.close()
-    outputs = [(root / f"worker{i}.log").read_text() for i in range(2)]
-    if codes != [0, 0]:
-        pytest.fail(f"workers ended with {codes}:\n" + "\n\n".join(o[-3000:] for o in outputs))
+    args = [*ARGS, "--distribute", "multi-worker", "--out", str(root / "run")]
+    outputs = run_workers(args, root, scratch)
     # In this process TensorFlow may have started: no --threads.
     assert cli.main([*ARGS, "--out", str(root / "one")]) == 0
     return root, outputs

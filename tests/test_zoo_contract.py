@@ -107,6 +107,7 @@ ROWS = [pytest.param(row, id=row.name) for row in ZOO]
 BASE_CLASSES = {
     "Recommender",
     "RatingAutoencoder",
+    "ItemBasedRatings",
     "ReconstructionAutoencoder",
     "EmbeddingRefiner",
     "LinearAutoencoder",

@@ -64,12 +64,26 @@ def split_given(
     split = split_given(*read_given("gowalla"))
     ```
     """
+    full, test_matrix = _given_matrices(train, test, binarize_threshold, item_ids)
+    return split_given_interactions(full, test_matrix, validation_fraction, seed)
+
+
+def split_given_interactions(
+    full: Interactions, test_matrix: sp.csr_matrix, validation_fraction: float, seed: int
+) -> Split:
+    """`split_given` of matrices already built: the full train part and the test matrix.
+
+    Args:
+        full: Interactions. Every train pair, over the users and items of both files.
+        test_matrix: scipy sparse matrix. The test pairs, the same rows and columns.
+        validation_fraction, seed: as in `split_given`.
+    """
     if not 0 <= validation_fraction < 1:
         raise ValueError(
             f"`validation_fraction` should be in [0, 1). Received: "
             f"validation_fraction={validation_fraction}"
         )
-    full, test_matrix = _given_matrices(train, test, binarize_threshold, item_ids)
+    test_matrix = sp.csr_matrix(test_matrix)
     test_rows = np.flatnonzero(np.diff(test_matrix.indptr))
     test_set = EvalSet(full.matrix[test_rows], test_matrix[test_rows], full.user_ids[test_rows])
     if validation_fraction == 0:

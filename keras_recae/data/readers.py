@@ -118,23 +118,37 @@ def read_ratings(
     pairs = read_ratings("ml-1m/positives_ge4.tsv", user_col="UserID", item_col="MovieID")
     ```
     """
-    file, format = _resolve(path, format)
     columns = {
         "user_col": user_col,
         "item_col": item_col,
         "rating_col": rating_col,
         "timestamp_col": timestamp_col,
     }
+    (frame,) = _frames(path, format, None, sep, columns)
+    return frame
+
+
+def _frames(path, format, chunk_rows: int | None, sep, columns: dict):
+    """The frames of a file: by chunks of about `chunk_rows` lines, or one (None)."""
+    file, format = _resolve(path, format)
     if format == "parquet":
-        return _read_parquet(file, **columns)
+        if chunk_rows is None:
+            yield _read_parquet(file, **columns)
+        else:
+            yield from _iter_parquet(file, chunk_rows, **columns)
+        return
     try:
         if format == "lightgcn":
-            return _read_lightgcn(file)
-        if format in _LAYOUTS:
-            return _read_delimited(file, _LAYOUTS[format])
-        if sep is None:
-            sep = "\t" if format == "tsv" else ","
-        return _read_text_table(file, sep, **columns)
+            yield from _iter_lightgcn(file, chunk_rows)
+        elif format in _LAYOUTS:
+            yield _read_delimited(file, _LAYOUTS[format])
+        else:
+            if sep is None:
+                sep = "\t" if format == "tsv" else ","
+            if chunk_rows is None:
+                yield _read_text_table(file, sep, columns)
+            else:
+                yield from _iter_text_table(file, sep, chunk_rows, columns)
     except UnicodeDecodeError as error:
         raise DataFormatError(_undecodable(file, error)) from None
 
@@ -198,27 +212,13 @@ def iter_ratings(
     """
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"`chunk_rows` should be a positive integer. Received: {chunk_rows!r}")
-    file, format = _resolve(path, format)
     columns = {
         "user_col": user_col,
         "item_col": item_col,
         "rating_col": rating_col,
         "timestamp_col": timestamp_col,
     }
-    if format == "parquet":
-        yield from _iter_parquet(file, chunk_rows, **columns)
-        return
-    try:
-        if format == "lightgcn":
-            yield from _iter_lightgcn(file, chunk_rows)
-        elif format in _LAYOUTS:
-            yield _read_delimited(file, _LAYOUTS[format])
-        else:
-            if sep is None:
-                sep = "\t" if format == "tsv" else ","
-            yield from _iter_text_table(file, sep, chunk_rows, **columns)
-    except UnicodeDecodeError as error:
-        raise DataFormatError(_undecodable(file, error)) from None
+    yield from _frames(path, format, chunk_rows, sep, columns)
 
 
 def read_given(
@@ -453,14 +453,9 @@ def _scan_delimited(path: Path, layout: _Delimited) -> None:
         raise DataFormatError(f"{path}: the file is empty.")
 
 
-def _read_lightgcn(path: Path) -> pd.DataFrame:
-    """Reads `user item item ...` lines into one row per (user, item) pair."""
-    (frame,) = _iter_lightgcn(path, None)
-    return frame
-
-
 def _iter_lightgcn(path: Path, chunk_rows: int | None):
-    """`_read_lightgcn` by chunks of lines holding about `chunk_rows` pairs (None: one)."""
+    """`user item item ...` lines, one row per (user, item) pair, by chunks of lines holding
+    about `chunk_rows` pairs (None: one)."""
     users, counts, items = [], [], []
     any_line = any_item = False
     with open(path, encoding="utf-8") as file:
@@ -548,15 +543,8 @@ def _text_layout(path: Path, sep: str, columns: dict) -> tuple[dict, list, dict]
     return options, header, names
 
 
-def _read_text_table(
-    path: Path, sep: str, *, user_col, item_col, rating_col, timestamp_col
-) -> pd.DataFrame:
-    columns = {
-        "user_col": user_col,
-        "item_col": item_col,
-        "rating_col": rating_col,
-        "timestamp_col": timestamp_col,
-    }
+def _read_text_table(path: Path, sep: str, columns: dict) -> pd.DataFrame:
+    """A table with a header line; `columns` are `read_ratings`' column arguments."""
     options, header, names = _text_layout(path, sep, columns)
     table = _parsed_table(path, sep, header, names, lambda: pd.read_csv(path, **options))
     for field in ("user", "item"):
@@ -567,16 +555,8 @@ def _read_text_table(
     return _checked_table(path, sep, header, names, table)
 
 
-def _iter_text_table(
-    path: Path, sep: str, chunk_rows: int, *, user_col, item_col, rating_col, timestamp_col
-):
+def _iter_text_table(path: Path, sep: str, chunk_rows: int, columns: dict):
     """`_read_text_table` by chunks of `chunk_rows` lines; the ids are read as text."""
-    columns = {
-        "user_col": user_col,
-        "item_col": item_col,
-        "rating_col": rating_col,
-        "timestamp_col": timestamp_col,
-    }
     options, header, names = _text_layout(path, sep, columns)
     as_text = {names["user"]: str, names["item"]: str}
     chunks = pd.read_csv(path, chunksize=chunk_rows, dtype=as_text, **options)

@@ -139,13 +139,8 @@ def load_split(
         None where it equals `split.train`.
     """
     from keras_recae.data.fetch import fetch, is_public_dataset
-    from keras_recae.data.protocols import (
-        given_full_train,
-        split_given,
-        split_random,
-        split_strong,
-    )
-    from keras_recae.data.readers import read_given, read_ratings
+    from keras_recae.data.protocols import split_random, split_strong
+    from keras_recae.data.readers import read_ratings
     from keras_recae.data.synthetic import synthetic_frame
 
     if spec.data is None:
@@ -174,31 +169,20 @@ def load_split(
                 "--synthetic-interactions"
             )
         train_frame = _large_synthetic_frame(*sizes, seed=seed)
-        test_frame = None
     elif spec.data == "synthetic":
         train_frame = synthetic_frame(seed=seed, explicit=explicit)
-        test_frame = None
-    elif given_files and not read_test:
-        train_frame = _read_train_file(spec, columns)
-        test_frame = train_frame.iloc[:0]
     elif given_files:
-        train_frame, test_frame = read_given(spec.data, spec.test, spec.format, **columns)
+        # Streamed by chunks straight into CSR: no frame of the whole files.
+        check_protocol_flags(spec, "given")
+        if protocol not in (None, "given"):
+            raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
+        split, full, _, _ = load_given(spec, explicit, validation_fraction, read_test)
+        return split, full
     else:
         train_frame = read_ratings(spec.data, spec.format, **columns)
-        test_frame = None
     if protocol is None:
-        protocol = "given" if test_frame is not None else ("random" if explicit else "strong")
-    # A flag of another protocol is a mistake, not a no-op (with --protocol left out, the
-    # protocol is only known here).
-    for flag, value, owner in (
-        ("--time-cut", spec.time_cut, "temporal"),
-        ("--last-n", spec.last_n, "leave-last-out"),
-        ("--heldout-users", spec.heldout_users, "strong"),
-    ):
-        if value is not None and protocol != owner:
-            raise ConfigError(
-                f"{flag} is for --protocol {owner}; this run's protocol is {protocol}"
-            )
+        protocol = "random" if explicit else "strong"
+    check_protocol_flags(spec, protocol)
     threshold = spec.threshold
     if threshold is not None and not explicit and "rating" not in train_frame:
         raise ConfigError(
@@ -209,25 +193,7 @@ def load_split(
         has_ratings = not (train_frame["rating"] == 1.0).all()
         threshold = implicit_threshold(spec, explicit, has_ratings, train_frame["rating"].max())
     if protocol == "given":
-        if test_frame is None:
-            raise ConfigError(
-                "--protocol given needs a test file (--test) or a train/test directory"
-            )
-        binarize = None if explicit else threshold
-        with as_config_error(spec):
-            split = split_given(
-                train_frame,
-                test_frame,
-                binarize_threshold=binarize,
-                validation_fraction=validation_fraction,
-                seed=seed,
-            )
-            full = None
-            if validation_fraction:
-                full = given_full_train(train_frame, test_frame, binarize_threshold=binarize)
-        return _without_test(split, read_test), full
-    if test_frame is not None:
-        raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
+        raise ConfigError("--protocol given needs a test file (--test) or a train/test directory")
     if protocol in ("temporal", "leave-last-out"):
         split, full = _split_by_time(
             spec, protocol, train_frame, threshold, explicit, validation_fraction
@@ -248,6 +214,20 @@ def load_split(
             seed=seed,
         )
     return _without_test(split, read_test), None
+
+
+def check_protocol_flags(spec: DataSpec, protocol: str) -> None:
+    """A flag of another protocol is a mistake, not a no-op (with --protocol left out, the
+    protocol is only known once the data is)."""
+    for flag, value, owner in (
+        ("--time-cut", spec.time_cut, "temporal"),
+        ("--last-n", spec.last_n, "leave-last-out"),
+        ("--heldout-users", spec.heldout_users, "strong"),
+    ):
+        if value is not None and protocol != owner:
+            raise ConfigError(
+                f"{flag} is for --protocol {owner}; this run's protocol is {protocol}"
+            )
 
 
 def is_given_data(spec: DataSpec) -> bool:
@@ -301,6 +281,53 @@ def as_config_error(spec: DataSpec):
         raise ConfigError(f"{spec.data}: {text}") from None
 
 
+def load_given(spec, explicit: bool, validation_fraction: float, read_test: bool, keep=None):
+    """`load_split` of a given split (`spec.test`, or a `train.txt`/`test.txt` directory).
+
+    The files are streamed by chunks into CSR (`keras_recae.data.streaming`); with `keep`
+    (a worker's shard of the users), only its users' lines are kept, over the items of all
+    lines.
+
+    Returns:
+        `(split, full_train, files, threshold)`: as `load_split`, the `StreamedFile`s
+        read, and the threshold the lines were kept at (None: all of them).
+    """
+    from keras_recae.data.protocols import split_given_interactions
+    from keras_recae.data.readers import DataFormatError, file_format
+    from keras_recae.data.streaming import StreamedFile, given_interactions, seen_ids
+
+    path, test = Path(spec.data), spec.test
+    format = spec.format
+    if path.is_dir() and test is None:
+        path, test, format = path / "train.txt", path / "test.txt", format or "lightgcn"
+    if not read_test:
+        test = None
+    if test is not None and format is None:
+        format = file_format(path)
+        if file_format(test) != format:
+            raise DataFormatError(
+                f"{path} reads as {format} but {test} reads as {file_format(test)}: pass "
+                "--format to read both the same way."
+            )
+    columns = {
+        "user_col": spec.user_col or "user",
+        "item_col": spec.item_col or "item",
+        "rating_col": spec.rating_col,
+    }
+    train_file = StreamedFile.read(path, format, keep, **columns)
+    test_file = None if test is None else StreamedFile.read(test, format, keep, **columns)
+    threshold = implicit_threshold(spec, explicit, train_file.has_ratings, train_file.max_rating)
+    binarize = None if explicit else threshold
+    files = [file for file in (train_file, test_file) if file is not None]
+    item_ids = None if keep is None else seen_ids(files, "item", binarize)
+    with as_config_error(spec):
+        full, test_matrix = given_interactions(train_file, test_file, binarize, item_ids)
+        split = split_given_interactions(full, test_matrix, validation_fraction, spec.seed or 0)
+    if not read_test:
+        split = dataclasses.replace(split, test=None)
+    return split, (full if validation_fraction else None), files, binarize
+
+
 def _large_synthetic_frame(n_users, n_items, n_interactions, seed):
     """`synthetic_matrix` as the frame the protocols split (one row per interaction)."""
     import numpy as np
@@ -343,16 +370,6 @@ def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fracti
             )
     # A final fit uses `full` only when validation took part of the train part.
     return split, (full if split.validation is not None else None)
-
-
-def _read_train_file(spec: DataSpec, columns: dict):
-    """The train file of a given split alone: `train.txt` of a directory, or `data`."""
-    from keras_recae.data.readers import read_ratings
-
-    path = Path(spec.data)
-    if path.is_dir():
-        return read_ratings(path / "train.txt", spec.format or "lightgcn", **columns)
-    return read_ratings(path, spec.format, **columns)
 
 
 def _without_test(split: Split, read_test: bool) -> Split:

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tensorflow as tf
 
 from keras_recae.data import synthetic_interactions, to_sparse_tensor
 from keras_recae.data.pipeline import sparse_batches
@@ -115,6 +116,7 @@ def test_fallback_for_empty_histories(trained, data):
         ({"refeed_steps": -1}, "`refeed_steps` should be a non-negative integer."),
         ({"refeed_steps": 1.5}, "Received: refeed_steps=1.5"),
         ({"l2": -1.0}, "`l2` should be >= 0. Received: l2=-1.0"),
+        ({"kind": "items"}, "`kind` should be 'item' or 'user'. Received: kind='items'"),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):
@@ -133,3 +135,68 @@ def test_mixed_precision_fit_keeps_float32_statistics_and_predictions(data, dtyp
     assert scores.dtype == "float32"
     means = data.matrix.sum(axis=0).A1 / data.matrix.getnnz(axis=0)
     np.testing.assert_allclose(model.item_means.numpy(), means, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def item_based(data):
+    keras.utils.set_random_seed(0)
+    model = DeepRec(hidden_dims=(16, 8), dropout=0.2, l2=1e-3, seed=0, kind="item")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(data, batch_size=8, epochs=15, verbose=0)
+    return model, history.history
+
+
+def numpy_codes(model, matrix):
+    """Each item's input of the output layer, from its training ratings (no dropout)."""
+    h = matrix.T.toarray().astype(np.float64)
+    for layer in model.encoder_layers + model.decoder_layers:
+        h = selu(h @ np.asarray(layer.kernel) + np.asarray(layer.bias))
+    return h
+
+
+def test_item_based_rows_are_items_and_the_output_has_a_column_per_user(item_based, data):
+    model, history = item_based
+    assert model.item_based and model.user_conditioned and model.n_items == N_ITEMS
+    assert model.output_layer.kernel.shape == (16, N_USERS)
+    assert model.encoder_layers[0].kernel.shape == (N_USERS, 16)
+    assert history["mse"][-1] < history["mse"][0] / 3
+    np.testing.assert_array_equal(model.user_ids, data.user_ids)
+
+
+def test_item_based_scores_training_users_from_their_output_column(item_based, data):
+    model, _ = item_based
+    users = np.arange(12)
+    scores = model.score_users(to_sparse_tensor(data.matrix[:12]), tf.constant(users)).numpy()
+    kernel, bias = np.asarray(model.output_layer.kernel), np.asarray(model.output_layer.bias)
+    expected = (numpy_codes(model, data.matrix) @ kernel[:, users] + bias[users]).T
+    clipped = np.clip(expected, float(model.rating_min), float(model.rating_max))
+    np.testing.assert_allclose(scores, clipped, rtol=1e-4, atol=1e-4)
+
+
+def test_item_based_folds_a_new_user_in_by_ridge_regression(item_based, data):
+    model, _ = item_based
+    history = sp.csr_matrix(
+        ([5.0, 1.0, 4.0, 2.0, 3.0], ([0, 0, 0, 1, 1], [3, 7, 12, 5, 20])), shape=(2, N_ITEMS)
+    )
+    scores = model(to_sparse_tensor(history)).numpy()
+    design = np.hstack([numpy_codes(model, data.matrix), np.ones((N_ITEMS, 1))])
+    # The training objective at a full batch: `l2` times the number of training ratings.
+    penalty = np.diag([1e-3 * data.nnz] * 16 + [1e-4])
+    expected = []
+    for row in range(2):
+        rated = design[history[row].indices]
+        solution = np.linalg.solve(rated.T @ rated + penalty, rated.T @ history[row].data)
+        expected.append(design @ solution)
+    clipped = np.clip(np.array(expected), float(model.rating_min), float(model.rating_max))
+    np.testing.assert_allclose(scores, clipped, rtol=1e-3, atol=1e-3)
+
+
+def test_item_based_survives_saving(item_based, data, tmp_path):
+    model, _ = item_based
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.kind == "item"
+    x, users = to_sparse_tensor(data.matrix[:5]), tf.constant(np.arange(5))
+    np.testing.assert_allclose(
+        loaded.score_users(x, users).numpy(), model.score_users(x, users).numpy(), atol=1e-6
+    )

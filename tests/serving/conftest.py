@@ -31,6 +31,7 @@ ZOO = [
     ("auto_rec_item", "str"),
     ("auto_rec_user", "str"),
     ("deep_rec", "int"),
+    ("deep_rec_item", "str"),
 ]
 
 

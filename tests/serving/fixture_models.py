@@ -128,9 +128,10 @@ def train_zoo_model(name: str, vocabulary: str):
         model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
         batches = model.training_batches(data.matrix, 40, seed=0)
         model.fit(batches, epochs=1, verbose=0)
-    elif name in ("auto_rec_item", "auto_rec_user", "deep_rec"):
-        if name == "deep_rec":
-            model = DeepRec(hidden_dims=(16, 8), dropout=0.5, seed=0)
+    elif name in ("auto_rec_item", "auto_rec_user", "deep_rec", "deep_rec_item"):
+        if name.startswith("deep_rec"):
+            kind = "item" if name == "deep_rec_item" else "user"
+            model = DeepRec(hidden_dims=(16, 8), dropout=0.5, seed=0, kind=kind)
         else:
             model = AutoRec(kind=name.rsplit("_", 1)[1], hidden_units=8, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)

@@ -51,6 +51,7 @@ def test_the_subprocess_cannot_import_the_project(standalone):
         "auto_rec_item_str",
         "auto_rec_user_str",
         "deep_rec_int",
+        "deep_rec_item_str",
         "explicit_fixture",
         "user_fixture",
     ],

@@ -1,0 +1,110 @@
+"""Reading a large given split: streamed into CSR against whole frames, and a worker's shard.
+
+`python benchmarks/streaming_read.py write DIR --interactions N` writes a synthetic given
+split (`synthetic_matrix`, 10% of each user's items in the test file) as Parquet files of
+row groups of 1M lines, chunk by chunk; `python benchmarks/streaming_read.py read DIR
+--mode M --out OUT.json` reads it in this process one way and writes its seconds, CPU
+seconds and peak RSS:
+
+- `streamed`: `load_split` (the files read by chunks straight into CSR);
+- `frames`: the frame path it replaced (`read_given`, then `split_given` and
+  `given_full_train`);
+- `shard0of2`: `load_shard` for worker 0 of 2 (`--shard-users`).
+
+Each read is the validation split of a run (10% of each user's train items held out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from keras_recae.data.synthetic import synthetic_matrix
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = synthetic_matrix(n_users, n_items, n_interactions, seed=0)
+    matrix = data.matrix
+    rng = np.random.default_rng(0)
+    schema = pa.schema([("user", pa.int64()), ("item", pa.int64())])
+    writers = {
+        name: pq.ParquetWriter(directory / f"{name}.parquet", schema) for name in ("train", "test")
+    }
+    chunk = 100_000
+    for start in range(0, n_users, chunk):
+        rows = matrix[start : start + chunk]
+        users = np.repeat(data.user_ids[start : start + chunk], np.diff(rows.indptr))
+        items = data.item_ids[rows.indices]
+        test = rng.random(len(users)) < 0.1
+        for name, mask in (("train", ~test), ("test", test)):
+            table = pa.table({"user": users[mask], "item": items[mask]}, schema=schema)
+            writers[name].write_table(table, row_group_size=1_000_000)
+    for writer in writers.values():
+        writer.close()
+    print(json.dumps({"users": n_users, "items": n_items, "interactions": int(matrix.nnz)}))
+
+
+def read(directory: Path, mode: str) -> dict:
+    from keras_recae.data.protocols import given_full_train, split_given
+    from keras_recae.data.readers import read_given
+    from keras_recae.data.shards import load_shard
+    from keras_recae.data.spec import DataSpec, load_split
+
+    spec = DataSpec(str(directory / "train.parquet"), test=str(directory / "test.parquet"))
+    # The modules' own memory (TensorFlow's among them), before any line is read.
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, cpu = time.perf_counter(), time.process_time()
+    if mode == "streamed":
+        split, full = load_split(spec)
+    elif mode == "frames":
+        frames = read_given(spec.data, spec.test)
+        split = split_given(*frames, validation_fraction=0.1, seed=0)
+        full = given_full_train(*frames)
+    else:
+        split, full, _ = load_shard(spec, 0, 2, 0.1)
+    return {
+        "mode": mode,
+        "baseline_rss_mb": baseline,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_users": int(split.train.n_users),
+        "items": int(split.train.n_items),
+        "train_interactions": int(full.nnz),
+        "test_interactions": int(split.test.targets.nnz),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    writer = commands.add_parser("write")
+    writer.add_argument("dir", type=Path)
+    writer.add_argument("--users", type=int, default=1_000_000)
+    writer.add_argument("--items", type=int, default=1_000_000)
+    writer.add_argument("--interactions", type=int, default=100_000_000)
+    reader = commands.add_parser("read")
+    reader.add_argument("dir", type=Path)
+    reader.add_argument("--mode", choices=["streamed", "frames", "shard0of2"], required=True)
+    reader.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "write":
+        write(args.dir, args.users, args.items, args.interactions)
+        return
+    result = read(args.dir, args.mode)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

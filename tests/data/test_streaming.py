@@ -1,0 +1,68 @@
+"""Given splits streamed by chunks into CSR equal the splits of whole frames."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_recae.data import streaming
+from keras_recae.data.protocols import given_full_train, split_given
+from keras_recae.data.readers import read_given
+from keras_recae.data.spec import DataSpec, load_split
+
+
+def write_tables(directory, suffix):
+    """String users, integer items, ratings 1-5, pairs given twice, a test file."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{i}" for i in rng.integers(0, 30, 500)],
+            "item": rng.integers(0, 40, 500),
+            "rating": rng.integers(1, 6, 500).astype(float),
+        }
+    )
+    assert frame.duplicated(["user", "item"]).any()
+    paths = []
+    for name, part in (("train", frame.iloc[:400]), ("test", frame.iloc[400:])):
+        path = directory / f"{name}.{suffix}"
+        part.to_csv(path, index=False) if suffix == "csv" else part.to_parquet(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_streamed_given_split_is_the_split_of_the_whole_frames(
+    tmp_path, monkeypatch, suffix, explicit
+):
+    train, test = write_tables(tmp_path, suffix)
+    # Chunks of 7 lines: ids of a user and a pair's two lines fall in different chunks.
+    chunked = streaming.iter_ratings
+
+    def small_chunks(*args, **kwargs):
+        return chunked(*args, **{**kwargs, "chunk_rows": 7})
+
+    monkeypatch.setattr(streaming, "iter_ratings", small_chunks)
+    split, full = load_split(DataSpec(train, test=test, seed=3), explicit=explicit)
+    frames = read_given(train, test)
+    threshold = None if explicit else 3.5
+    expected = split_given(*frames, binarize_threshold=threshold, validation_fraction=0.1, seed=3)
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    for part in ("validation", "test"):
+        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    whole = given_full_train(*frames, binarize_threshold=threshold)
+    assert (full.matrix != whole.matrix).nnz == 0
+    # The later line of a pair given twice is the one kept.
+    assert set(np.unique(full.matrix.data)) <= ({1.0} if not explicit else {1, 2, 3, 4, 5})
+
+
+def test_ids_of_both_kinds_across_chunks_make_one_vocabulary():
+    parts = [np.array([12, 3]), np.array(["012", "a"], dtype=object), np.array([7])]
+    vocabulary = streaming.vocabulary(parts)
+    assert list(vocabulary) == sorted(["12", "3", "012", "a", "7"])
+    assert streaming.vocabulary([np.array(["12", "3"], dtype=object), np.array([5])]).tolist() == [
+        3,
+        5,
+        12,
+    ]

@@ -1,32 +1,30 @@
 #!/usr/bin/env bash
-# DeepRec on the five given MovieLens-100K folds at the settings of one study on u1.base's
-# validation ratings (benchmarks/studies/ml100k-u1-deep-rec; the test file is never read while
-# tuning). Fold 1: the winner retrained on all of u1.base for the study's epoch count. Folds
-# 2-5: the winner's settings on uK.base, the epoch count chosen on that fold's own validation
-# ratings (10% of each user's base ratings), then retrained on all of uK.base for it; each
-# model is evaluated once on uK.test. Then the mean and standard deviation of the five test
-# RMSEs (the goal: under SVD++'s 0.919). A finished fold's run is kept.
-# KIND=item: the same for the item-based DeepRec (`--set kind=item`: rows are items), its
-# own study (benchmarks/studies/ml100k-u1-deep-rec-item, `l2` searched up to 1e-2) and runs.
+# DeepRec on the five given MovieLens-100K folds, each tuned on its own base: a study per fold
+# on uK.base's validation ratings (the test file is never read while tuning; a study per fold
+# because uK.base holds the test lines of the other folds), the winner retrained on all of
+# uK.base for its epoch count and evaluated once on uK.test; then the mean and standard
+# deviation of the five test RMSEs (the goal: under SVD++'s 0.919). Studies resume from their
+# journals (benchmarks/studies/ml100k-uK-deep-rec); a finished fold's run is kept.
+# KIND=item: the same for the item-based DeepRec (`--set kind=item`: rows are items), with
+# `l2` searched up to 1e-2, studies ml100k-uK-deep-rec-item, runs ml100k-deeprec-item-folds.
 # Run from anywhere; paths are relative to the repository (../shared holds the data).
 # Usage: bash benchmarks/deeprec_folds.sh   (FOLDS="1 2" for some; KIND=item)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=../shared/data/ml-100k
-study=benchmarks/studies/ml100k-u1-deep-rec
-runs=benchmarks/runs/ml100k-deeprec-folds
-kind=()
+suffix="" runs=benchmarks/runs/ml100k-deeprec-folds kind=()
 if [ "${KIND:-user}" = item ]; then
-  study=$study-item runs=benchmarks/runs/ml100k-deeprec-item-folds
+  suffix=-item runs=benchmarks/runs/ml100k-deeprec-item-folds
   kind=(--set kind=item --space l2=1e-6:1e-2:log)
 fi
-keras-recae tune deep-rec --data "$data/u1.base" --test "$data/u1.test" --threads 1 --monitor rmse \
-  --epochs 300 --eval-every 5 --patience 6 --trials "${TRIALS:-40}" --seed 0 \
-  --space batch_size=32,64,128,256 "${kind[@]}" --study "$study" --no-figures > /dev/null
 for fold in ${FOLDS:-1 2 3 4 5}; do
-  [ -f "$runs/u$fold/metrics.json" ] || keras-recae train deep-rec --data "$data/u$fold.base" \
-    --test "$data/u$fold.test" --params "$study/best.json" --epochs 300 --eval-every 5 \
-    --patience 6 --retrain --threads 1 --out "$runs/u$fold" > /dev/null
+  files=(--data "$data/u$fold.base" --test "$data/u$fold.test")
+  study=benchmarks/studies/ml100k-u$fold-deep-rec$suffix
+  keras-recae tune deep-rec "${files[@]}" --threads 1 --monitor rmse --epochs 300 \
+    --eval-every 5 --patience 6 --trials "${TRIALS:-40}" --seed 0 \
+    --space batch_size=32,64,128,256 "${kind[@]}" --study "$study" --no-figures > /dev/null
+  [ -f "$runs/u$fold/metrics.json" ] || keras-recae train deep-rec "${files[@]}" \
+    --params "$study/best.json" --retrain --threads 1 --out "$runs/u$fold" > /dev/null
 done
 python - "$runs" <<'PY'
 import json, statistics, sys

@@ -44,11 +44,12 @@ def given_files(tmp_path_factory):
         ("autorec", ["--set", "hidden_units=8"]),
         ("auto-rec", ["--set", "hidden_units=8", "--set", "kind=user"]),
         ("deep-rec", ["--set", "hidden_dims=[8,4]", "--set", "dropout=0.5"]),
+        ("deep-rec", ["--set", "hidden_dims=[8,4]", "--set", "kind=user"]),
     ],
 )
 def test_train_on_given_files_reports_rmse_and_mae(given_files, tmp_path, model, settings):
     base, test = given_files
-    out = tmp_path / model
+    out = tmp_path / f"{model}-{len(settings)}-{settings[-1]}"
     code, stdout, stderr = run(
         "train", model, "--data", base, "--test", test, *settings, *TINY, "--out", out
     )

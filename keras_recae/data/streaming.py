@@ -140,13 +140,16 @@ def given_interactions(
 
     Users are those of the kept lines of either file, items those of either file unless
     `item_ids` gives them; with `threshold`, only lines rated above it are kept, as 1.0. A
-    (user, item) pair given twice keeps its later line.
+    (user, item) pair given twice keeps its later line. The files' kept lines are released
+    once they are in the matrices (`chunks` is emptied); their `seen` ids stay.
     """
     files = [train] if test is None else [train, test]
     user_ids = vocabulary([part for file in files for part in file.kept_ids("user", threshold)])
     if item_ids is None:
         item_ids = vocabulary([part for file in files for part in file.kept_ids("item", threshold)])
     matrices = [_matrix(file, user_ids, item_ids, threshold) for file in files]
+    for file in files:
+        file.chunks.clear()
     test_matrix = matrices[1] if test is not None else sp.csr_matrix(matrices[0].shape)
     return Interactions(matrices[0], user_ids, item_ids), test_matrix
 

@@ -178,7 +178,7 @@ MODELS = {
     ),
     "deep_rec": (
         explicit,
-        lambda data: DeepRec(hidden_dims=(8, 4), dropout=0.5, l2=1e-3, seed=1),
+        lambda data: DeepRec(hidden_dims=(8, 4), dropout=0.5, l2=1e-3, seed=1, kind="user"),
         ratings_pipeline,
         lambda: FusedAdam(1e-3),
     ),

@@ -21,7 +21,7 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data):
     keras.utils.set_random_seed(0)
-    model = DeepRec(hidden_dims=(16, 8), dropout=0.2, seed=0)
+    model = DeepRec(hidden_dims=(16, 8), dropout=0.2, seed=0, kind="user")
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = model.fit(data, batch_size=BATCH, epochs=15, verbose=0)
     return model, history.history
@@ -47,7 +47,7 @@ def test_fit_lowers_the_masked_mse(trained):
 
 
 def test_masked_mse_is_normalised_by_the_observed_ratings(data):
-    model = DeepRec(hidden_dims=(16, 8), dropout=0.5, l2=0.0, seed=0)
+    model = DeepRec(hidden_dims=(16, 8), dropout=0.5, l2=0.0, seed=0, kind="user")
     model.adapt(data)
     model.compile(optimizer="adam")
     rows = data.matrix[:10].tolil()
@@ -64,7 +64,7 @@ def test_masked_mse_is_normalised_by_the_observed_ratings(data):
 
 @pytest.mark.parametrize("refeed_steps", [0, 2])
 def test_each_batch_makes_one_update_plus_one_per_refeed_step(data, refeed_steps):
-    model = DeepRec(hidden_dims=(4,), refeed_steps=refeed_steps, seed=0)
+    model = DeepRec(hidden_dims=(4,), refeed_steps=refeed_steps, seed=0, kind="user")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(data, batch_size=BATCH, epochs=2, verbose=0)
     batches = -(-N_USERS // BATCH)
@@ -74,7 +74,7 @@ def test_each_batch_makes_one_update_plus_one_per_refeed_step(data, refeed_steps
 def test_refeeding_fits_f_of_y_to_the_dense_output_y(data):
     # With a zero learning rate the weights stay put: the re-feeding loss is then the
     # dense MSE of f(f(x)) against f(x) over the non-empty rows.
-    model = DeepRec(hidden_dims=(8, 4), dropout=0.0, refeed_steps=1, l2=0.0, seed=0)
+    model = DeepRec(hidden_dims=(8, 4), dropout=0.0, refeed_steps=1, l2=0.0, seed=0, kind="user")
     model.adapt(data)
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     rows = data.matrix[:BATCH].tolil()
@@ -127,7 +127,7 @@ def test_rejects_bad_arguments(kwargs, message):
 
 def test_mixed_precision_fit_keeps_float32_statistics_and_predictions(data, dtype_policy):
     dtype_policy("mixed_float16")
-    model = DeepRec(hidden_dims=(8, 4), seed=0)
+    model = DeepRec(hidden_dims=(8, 4), seed=0, kind="user")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(data, batch_size=BATCH, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()

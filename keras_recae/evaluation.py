@@ -251,7 +251,8 @@ def combined_ranking(
         A dict from each metric name, in the order given, to its average over the users
         with a non-empty target of every worker.
     """
-    metrics = list(metrics)
+    # The names as the averages are keyed (`NDCG@20` is `ndcg@20`).
+    metrics = [f"{name}@{k}" for name, k in parse_metric_names(list(metrics))]
     refused = [name for name in metrics if not_per_user(name)]
     if refused:
         raise ValueError(

@@ -466,7 +466,8 @@ def _open_run(config: RunConfig, split, full_train, read_test, shards=None) -> _
         _say(
             config,
             f"shard {shards.index} of {shards.count}: {split.train.n_users} users, "
-            f"{(full_train or split.train).nnz} train lines (users per shard: "
+            f"{(split.train if full_train is None else full_train).nnz} train lines (users "
+            "per shard: "
             f"{', '.join(map(str, shards.info.users))})",
         )
     return _OpenRun(cls, settings, spec, out, split, full_train, metrics)
@@ -864,7 +865,7 @@ def fit(
     callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
     # Last: they see the validation logs, and the epoch is backed up and logged first.
     callbacks += list(extra_callbacks)
-    # 0: one batch of every training row (items for the item-based AutoRec).
+    # 0: one batch of every training row (items for the item-based models).
     batch_size = config.batch_size or model.n_training_rows(matrix)
     if shards is None:
         model.adapt(matrix)

@@ -70,7 +70,7 @@ class ShardInfo:
 def load_shard(spec, shard: int, n_shards: int, default_validation: float, read_test=True):
     """`load_split` of a worker's shard of the users, for implicit models under `given`.
 
-    The files are streamed (`keras_recae.data.streaming.load_given`) and only the lines of
+    The files are streamed (`keras_recae.data.spec.load_given`) and only the lines of
     users whose `user_shards` is `shard` kept; the shard is split as `load_split` splits
     all the lines, over the items of all of them (with the same threshold). Its validation
     part is drawn with the spec's seed from the shard's rows, so it is not the validation

@@ -173,9 +173,9 @@ def load_split(
         train_frame = synthetic_frame(seed=seed, explicit=explicit)
     elif given_files:
         # Streamed by chunks straight into CSR: no frame of the whole files.
-        check_protocol_flags(spec, "given")
         if protocol not in (None, "given"):
             raise ConfigError(f"--protocol {protocol} splits one file; --test is only for given")
+        check_protocol_flags(spec, "given")
         split, full, _, _ = load_given(spec, explicit, validation_fraction, read_test)
         return split, full
     else:

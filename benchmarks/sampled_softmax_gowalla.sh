@@ -29,3 +29,6 @@ train_tuned() {
 train_tuned gowalla-tuned-full
 train_tuned gowalla-tuned-popularity4096 --set sampled_softmax=4096
 train_tuned gowalla-tuned-popularity4096-sparse --set sampled_softmax=4096 --set sparse_updates=true
+# The sampled model at a rate of its own (twice the study's), row-sparse updates.
+train_tuned gowalla-tuned-popularity4096-sparse-lr4e-3 --set sampled_softmax=4096 \
+  --set sparse_updates=true --lr 4e-3

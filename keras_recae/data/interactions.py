@@ -76,8 +76,8 @@ class Interactions:
             )
         user_vocab = np.unique(users) if user_ids is None else parse_ids(user_ids)
         item_vocab = np.unique(items) if item_ids is None else parse_ids(item_ids)
-        rows = _lookup(user_vocab, users)
-        cols = _lookup(item_vocab, items)
+        rows = lookup(user_vocab, users)
+        cols = lookup(item_vocab, items)
         keep = (rows >= 0) & (cols >= 0)
         rows, cols, ratings = rows[keep], cols[keep], ratings[keep]
         # Last occurrence wins for a repeated pair, as a later rating replaces an earlier one.
@@ -152,7 +152,7 @@ class Interactions:
         """The same interactions over another item vocabulary; items not in it are dropped."""
         item_ids = parse_ids(item_ids)
         coo = self.matrix.tocoo()
-        cols = _lookup(item_ids, self.item_ids)[coo.col]
+        cols = lookup(item_ids, self.item_ids)[coo.col]
         keep = cols >= 0
         matrix = sp.csr_matrix(
             (coo.data[keep], (coo.row[keep], cols[keep])),
@@ -163,15 +163,16 @@ class Interactions:
 
     def item_index(self, raw_ids) -> np.ndarray:
         """Column indices of raw item ids; -1 for ids not in the vocabulary."""
-        return _lookup(self.item_ids, parse_ids(raw_ids))
+        return lookup(self.item_ids, parse_ids(raw_ids))
 
     def user_index(self, raw_ids) -> np.ndarray:
         """Row indices of raw user ids; -1 for ids not in the vocabulary."""
-        return _lookup(self.user_ids, parse_ids(raw_ids))
+        return lookup(self.user_ids, parse_ids(raw_ids))
 
 
-def _lookup(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of each value in `vocabulary` (any order), -1 where absent."""
+def lookup(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in `vocabulary` (any order), -1 where absent; ids of the two kinds
+    are compared as text."""
     values = np.asarray(values)
     if len(vocabulary) == 0:
         return np.full(len(values), -1, dtype=np.int64)

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from keras_recae.data.ids import parse_ids
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.split import EvalSet, Split
+from keras_recae.data.streaming import vocabulary
 
 # vae_cf holds out targets only for users with at least this many rows, whatever the
 # filtering threshold was.
@@ -527,11 +528,7 @@ def _given_matrices(
 
 def _union_ids(*columns) -> np.ndarray:
     """The sorted union of id columns, int64 only if every id of all is an integer."""
-    parts = [np.unique(parse_ids(np.asarray(column))) for column in columns]
-    if len({part.dtype.kind for part in parts}) > 1:
-        # An integer id of one column and its string form in another are the same id.
-        parts = [part.astype(str).astype(object) for part in parts]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return vocabulary([parse_ids(np.asarray(column)) for column in columns])
 
 
 def _binarize(frame: pd.DataFrame, threshold: float | None, name: str) -> pd.DataFrame:

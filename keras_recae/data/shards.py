@@ -59,10 +59,6 @@ class ShardInfo:
     users: tuple
 
     @property
-    def n_shards(self) -> int:
-        return len(self.users)
-
-    @property
     def n_users(self) -> int:
         return int(sum(self.users))
 

@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from keras_recae.data import ids
-from keras_recae.data.interactions import Interactions
+from keras_recae.data.interactions import Interactions, lookup
 from keras_recae.data.readers import iter_ratings
 
 
@@ -154,25 +154,12 @@ def given_interactions(
     return Interactions(matrices[0], user_ids, item_ids), test_matrix
 
 
-def _positions(vocabulary_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of each value in a vocabulary (-1 where absent), the two of either id kind."""
-    if len(values) == 0 or len(vocabulary_ids) == 0:
-        return np.full(len(values), -1, dtype=np.int64)
-    values = ids.parse_ids(values)
-    if ids.is_integer_kind(vocabulary_ids) != ids.is_integer_kind(values):
-        vocabulary_ids, values = ids.as_strings(vocabulary_ids), ids.as_strings(values)
-    order = np.argsort(vocabulary_ids, kind="stable")
-    ordered = vocabulary_ids[order]
-    position = np.clip(np.searchsorted(ordered, values), 0, len(ordered) - 1)
-    return np.where(ordered[position] == values, order[position], -1)
-
-
 def _matrix(file: StreamedFile, user_ids, item_ids, threshold) -> sp.csr_matrix:
     """The kept lines of a file over the vocabularies, the later line of a pair kept."""
     rows, columns, values = [], [], []
     for chunk in file.chunks:
-        row = _positions(user_ids, chunk.users)[chunk.user_index]
-        column = _positions(item_ids, chunk.items)[chunk.item_index]
+        row = lookup(user_ids, ids.parse_ids(chunk.users))[chunk.user_index]
+        column = lookup(item_ids, ids.parse_ids(chunk.items))[chunk.item_index]
         ratings = chunk.ratings
         kept = (row >= 0) & (column >= 0)
         if threshold is not None:

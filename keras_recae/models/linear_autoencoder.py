@@ -339,15 +339,16 @@ class LinearAutoencoder(Recommender):
             groups.setdefault(model.alpha, []).append(index)
         inputs = sp.csr_matrix(inputs, dtype=np.float32)
         for start in range(0, inputs.shape[0], batch_size):
-            batch = inputs[start : start + batch_size].tocoo()
+            batch = inputs[start : start + batch_size]
             # The users' own items: added at their entries, not over a dense batch.
-            own = (batch.row, batch.col)
+            entries = batch.tocoo()
+            own = (entries.row, entries.col)
             scores = [None] * len(models)
             for indices in groups.values():
-                product = (batch.tocsr() @ sp.diags(rows[indices[0]])) @ inverse.matrix
+                product = (batch @ sp.diags(rows[indices[0]])) @ inverse.matrix
                 for index in indices:
                     variant_scores = product * columns[index][None, :]
-                    np.add.at(variant_scores, own, batch.data * own_weights[index][batch.col])
+                    np.add.at(variant_scores, own, entries.data * own_weights[index][entries.col])
                     scores[index] = variant_scores
             yield scores
 

@@ -53,7 +53,7 @@ def test_a_streamed_given_split_is_the_split_of_the_whole_frames(
         assert getattr(split, part).digest() == getattr(expected, part).digest()
     whole = given_full_train(*frames, binarize_threshold=threshold)
     assert (full.matrix != whole.matrix).nnz == 0
-    # The later line of a pair given twice is the one kept.
+    # Ratings of implicit models are binarised to 1.
     assert set(np.unique(full.matrix.data)) <= ({1.0} if not explicit else {1, 2, 3, 4, 5})
 
 

@@ -478,16 +478,21 @@ class RunBackup(keras.callbacks.Callback):
     Args:
         directory: str. The backup directory.
         stateful: sequence. Callbacks whose state goes with each epoch's backup.
+        restore_from: str | None. The backup to resume from when it is not `directory`'s
+            own, read only: a non-chief worker of a multi-worker run resumes from the
+            chief's backup (every worker's weights, optimizer and noise states are alike),
+            and writes its own. None means `directory`. Defaults to None.
     """
 
     METADATA = "training_metadata.json"
     WEIGHTS = "model.weights.h5"
     RANDOM_STATE = "random_state.npz"
 
-    def __init__(self, directory: str, stateful: Sequence = ()):
+    def __init__(self, directory: str, stateful: Sequence = (), restore_from=None):
         super().__init__()
         self.directory = str(directory)
         self.stateful = list(stateful)
+        self.restore_from = self.directory if restore_from is None else str(restore_from)
 
     @classmethod
     def committed_epoch(cls, directory) -> int:
@@ -507,8 +512,8 @@ class RunBackup(keras.callbacks.Callback):
         with open(path, encoding="utf-8") as file:
             return bool(json.load(file).get("stopped", False))
 
-    def _epoch_dir(self, epoch: int) -> str:
-        return os.path.join(self.directory, f"epoch-{epoch}")
+    def _epoch_dir(self, epoch: int, directory: str | None = None) -> str:
+        return os.path.join(directory or self.directory, f"epoch-{epoch}")
 
     def _remove_all_but(self, epoch: int) -> None:
         if not os.path.isdir(self.directory):
@@ -519,11 +524,14 @@ class RunBackup(keras.callbacks.Callback):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def on_train_begin(self, logs=None):
-        epoch = self.committed_epoch(self.directory)
-        self._remove_all_but(epoch)
+        if self.restore_from == self.directory:
+            epoch = self.committed_epoch(self.directory)
+            self._remove_all_but(epoch)
+        else:
+            epoch = self.committed_epoch(self.restore_from)
         if not epoch:
             return
-        saved = self._epoch_dir(epoch)
+        saved = self._epoch_dir(epoch, self.restore_from)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             # The optimizer's variables must exist for its state to be loaded into them.

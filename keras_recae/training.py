@@ -31,6 +31,8 @@ import dataclasses
 import importlib.util
 import json
 import math
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +60,7 @@ from keras_recae.runs import (
     epoch_seconds,
     load_run,
     peak_rss_mb,
+    process_gone,
     remove_dead_leftovers,
     save_model_atomic,
     write_json_atomic,
@@ -69,6 +72,13 @@ DEFAULT_METRICS = (*RANKING_METRICS, "precision@20")
 # Rows per evaluation batch when `batch_size` is 0 (full-batch training).
 EVAL_BATCH_SIZE = 500
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# In a run's backup: the model selection's outcome once it is over, and the backup of the
+# retraining on the full train lines that follows it.
+SELECTION_FILE = "selection.json"
+RETRAIN_DIR = "retrain"
+# Where a non-chief worker writes its copy of a multi-worker run: a temporary directory
+# `WORKER_SCRATCH.PID.XXXX`, removed afterwards (or, once its process is gone, by the next).
+WORKER_SCRATCH = "keras-recae-worker"
 
 
 @dataclasses.dataclass
@@ -304,15 +314,79 @@ def _run_distributed(
         if split is not None:
             raise ConfigError("--shard-users reads the data itself: pass no in-memory split")
         shards = _Shards(strategy, *distribute.worker_position(strategy))
+    out = Path(config.out or f"runs/{config.model}")
+    _check_workers_resume_alike(strategy, out)
     if distribute.is_chief(strategy):
         with strategy.scope():
             return _run(config, split, full_train, callbacks, read_test, shards)
     # The other workers train alongside the chief and write their copy of the run (model,
-    # backups) to a directory of their own that is removed afterwards.
-    with tempfile.TemporaryDirectory(prefix="keras-recae-worker-") as scratch:
+    # backups) to a directory of their own that is removed afterwards. A killed run resumes
+    # on every worker from the chief's backup: the workers' weights, optimizer and noise
+    # states are the same after every step, and each worker's batches follow the epoch.
+    _remove_dead_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{WORKER_SCRATCH}.{os.getpid()}.") as scratch:
         with strategy.scope():
             scratch_config = dataclasses.replace(config, out=scratch)
-            return _run(scratch_config, split, full_train, callbacks, read_test, shards)
+            return _run(scratch_config, split, full_train, callbacks, read_test, shards, out)
+
+
+def _remove_dead_scratch() -> None:
+    """Removes the scratch directories of non-chief workers that were killed."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKER_SCRATCH}.*.*"):
+        pid = path.name.split(".")[1]
+        if pid.isdigit() and process_gone(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def backup_state(out: Path) -> list[int]:
+    """What a rerun in `out` would resume from: [finished, epochs backed up, stopped
+    early, selection done, retraining epochs backed up]."""
+    from keras_recae.callbacks import RunBackup
+
+    backup = out / BACKUP_DIR
+    return [
+        int((out / METRICS_FILE).exists()),
+        RunBackup.committed_epoch(backup),
+        int(RunBackup.committed_stop(backup)),
+        int((backup / SELECTION_FILE).is_file()),
+        RunBackup.committed_epoch(backup / RETRAIN_DIR),
+    ]
+
+
+def _check_workers_resume_alike(strategy, out: Path) -> None:
+    """Refuses a multi-worker run whose workers do not see the chief's run directory alike.
+
+    Every worker resumes from the chief's backup in `out`, so each must see what the chief
+    sees there (a directory they share); a worker that sees another state (no backup, an
+    older one) would train from other weights. A collective: every worker calls it.
+    """
+    import numpy as np
+
+    from keras_recae import distribute
+
+    index, count = distribute.worker_position(strategy)
+    states = np.zeros((count, 5))
+    states[index] = backup_state(out)
+    states = distribute.sum_over_workers(strategy, states).astype(int).tolist()
+    if states[0][0] and index:
+        raise ConfigError(f"{out} already holds a finished run ({METRICS_FILE}) of the chief")
+    for worker, state in enumerate(states[1:], start=1):
+        if state != states[0]:
+            raise ConfigError(
+                f"--out {out}: worker {worker} of {count} sees {_describe_backup(state)} "
+                f"where the chief sees {_describe_backup(states[0])}. A multi-worker run "
+                "resumes every worker from the chief's backup: give every worker the "
+                "chief's --out, on storage they share"
+            )
+
+
+def _describe_backup(state: list[int]) -> str:
+    finished, epochs, _, selected, retrained = state
+    if finished:
+        return "a finished run"
+    if selected:
+        return f"a backup after model selection, {retrained} epochs retrained"
+    return f"a backup of {epochs} epochs" if epochs else "no backup"
 
 
 def _check_shards(config: RunConfig) -> None:
@@ -473,7 +547,10 @@ def _open_run(config: RunConfig, split, full_train, read_test, shards=None) -> _
     return _OpenRun(cls, settings, spec, out, split, full_train, metrics)
 
 
-def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None) -> RunResult:
+def _run(
+    config: RunConfig, split, full_train, callbacks, read_test, shards=None, chief_out=None
+) -> RunResult:
+    """One run into `config.out`; a non-chief worker resumes from `chief_out`'s backup."""
     import keras
     import numpy as np
 
@@ -481,7 +558,9 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None
     cls, settings, spec, out = opened.cls, opened.settings, opened.spec, opened.out
     split, full_train, metrics = opened.split, opened.full_train, opened.metrics
     backup = out / BACKUP_DIR
-    resuming = backup.is_dir()
+    # The backup a killed run resumes from: its own, or on a non-chief worker the chief's.
+    restore = backup if chief_out is None else Path(chief_out) / BACKUP_DIR
+    resuming = restore.is_dir()
     if takes_seed(cls):
         settings.setdefault("seed", config.seed)
     model = _new_model(cls, settings, split)
@@ -533,12 +612,11 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None
             validation_metrics = evaluate_reported("validation")
     else:
         _compile(model, config)
-        selection_file = backup / "selection.json"
         if not config.select and config.retrain and full_train is not None:
             selection = {"epochs_run": 0, "best_epoch": config.epochs, "validation": {}}
-        elif selection_file.is_file():
+        elif (restore / SELECTION_FILE).is_file():
             # A rerun after the selection phase finished goes straight to the retraining.
-            with open(selection_file, encoding="utf-8") as file:
+            with open(restore / SELECTION_FILE, encoding="utf-8") as file:
                 selection = json.load(file)
         else:
             history, evaluation, timer = fit(
@@ -552,6 +630,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None
                 metrics=metrics,
                 extra_callbacks=callbacks,
                 shards=shards,
+                restore=restore,
             )
             losses = history.history.get("loss", [])
             if timer.stopped_on_nan or any(not np.isfinite(v) for v in losses):
@@ -574,7 +653,7 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None
         train_seconds = float(np.sum(seconds))
         if config.retrain and full_train is not None and best_epoch:
             backup.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(selection_file, selection)
+            write_json_atomic(backup / SELECTION_FILE, selection)
             _say(config, f"retraining on the full train lines for {best_epoch} epochs")
             keras.utils.set_random_seed(config.seed)
             model = _new_model(cls, settings, split)
@@ -585,9 +664,10 @@ def _run(config: RunConfig, split, full_train, callbacks, read_test, shards=None
                 full_train.matrix,
                 None,
                 retrain_config,
-                backup / "retrain",
+                backup / RETRAIN_DIR,
                 None,
                 shards=shards,
+                restore=restore / RETRAIN_DIR,
             )
             train_seconds += float(np.sum(retrain_timer.seconds))
         retrained = config.retrain and full_train is not None
@@ -832,6 +912,7 @@ def fit(
     metrics=None,
     extra_callbacks=(),
     shards=None,
+    restore: Path | None = None,
 ):
     """`model.fit` with validation, resumable backups and per-epoch timing.
 
@@ -842,7 +923,8 @@ def fit(
     With `shards` (`shard_users`), `matrix` is this worker's users: the model adapts to
     the item counts of all workers, the worker's batches hold `batch_size / workers` of
     its users (padded with empty rows to as many batches as the largest shard's), and the
-    validation figures are combined over the workers.
+    validation figures are combined over the workers. The fit resumes from the backup in
+    `restore` (default `backup`, where each epoch's backup is written).
 
     Returns:
         `(history, evaluation, timer)`: Keras's `History`, the model-selection callback
@@ -852,17 +934,20 @@ def fit(
 
     n_rows = model.n_training_rows(matrix) if shards is None else shards.info.n_users
     config = with_model_defaults(config, n_rows=n_rows, replicas=_replicas())
-    start = resumed_epoch(backup)
+    restore = backup if restore is None else restore
+    start = resumed_epoch(restore)
     # A fit that stopped early before its process was killed trains no further epoch: its
     # backup's weights and selection are taken up, and the best epoch's weights restored.
-    epochs = start if RunBackup.committed_stop(backup) else config.epochs
+    epochs = start if RunBackup.committed_stop(restore) else config.epochs
+    if start:
+        _say(config, f"resuming at epoch {start + 1} from the backup in {restore}")
     timer = EpochTimer(initial_epoch=start)
     evaluation = None
     if validation is not None:
         evaluation = _selection_callback(model, validation, config, backup, metrics, matrix)
         if shards is not None:
             evaluation.combine = shards.combine
-    callbacks = _callbacks(timer, evaluation, config, backup, out, resuming)
+    callbacks = _callbacks(timer, evaluation, config, backup, out, resuming, restore)
     # Last: they see the validation logs, and the epoch is backed up and logged first.
     callbacks += list(extra_callbacks)
     # 0: one batch of every training row (items for the item-based models).
@@ -938,9 +1023,11 @@ def _selection_callback(model, validation, config: RunConfig, backup: Path, metr
     )
 
 
-def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | None, resuming):
-    """Timing, NaN stop, evaluation, history, TensorBoard, resume and decay, in the order
-    they need."""
+def _callbacks(
+    timer, evaluation, config: RunConfig, backup: Path, out: Path | None, resuming, restore: Path
+):
+    """Timing, NaN stop, evaluation, history, TensorBoard, resume (from `restore`) and decay,
+    in the order they need."""
     import keras
 
     from keras_recae.callbacks import LearningRateDecay, RunBackup
@@ -953,14 +1040,16 @@ def _callbacks(timer, evaluation, config: RunConfig, backup: Path, out: Path | N
         if resuming:
             # Rows of epochs after the backup's were written by a process killed before it
             # committed them: the resumed epochs write them again.
-            keep_history_rows(history, RunBackup.committed_epoch(backup))
+            keep_history_rows(history, RunBackup.committed_epoch(restore))
         callbacks.append(keras.callbacks.CSVLogger(str(history), append=resuming))
     if config.tensorboard:
         # After the evaluation: its `val_` metrics are in the logs TensorBoard writes.
         log_dir = Path(config.tensorboard) / ("retrain" if out is None else "")
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
     # Last: the epoch's files above are written before its backup commits it.
-    callbacks.append(RunBackup(str(backup), stateful=[evaluation] if evaluation else []))
+    callbacks.append(
+        RunBackup(str(backup), stateful=[evaluation] if evaluation else [], restore_from=restore)
+    )
     if config.lr_decay:
         # First, so that the history file sees the epoch's `learning_rate`.
         callbacks.insert(0, LearningRateDecay(config.lr, config.lr_decay))

@@ -7,8 +7,9 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.checks import check_non_negative, check_positive_int
+from keras_recae.checks import check_non_negative, check_positive_int, check_rate
 from keras_recae.distribute import replica_mean
+from keras_recae.layers import SparseMasking
 from keras_recae.models.building import features
 from keras_recae.models.loss_parts_training import LossPartsTraining
 from keras_recae.models.recommender import Recommender
@@ -44,11 +45,22 @@ class ELSA(LossPartsTraining, Recommender):
     by `adapt`; its diagonal is still zero), which scales down popular items' scores. A
     user is then scored `((x D^alpha) A_n) A_n^T D^-alpha - x`.
 
+    `dropout` is DLAE's dropout (Steck, NeurIPS 2020) on ELSA's input: in training each
+    observed entry of the history is dropped with probability `dropout` (masking noise,
+    unscaled), and the output of what is left, `y = x~ A_n A_n^T - x~`, is compared with
+    the whole history `x`: the dropped items are what the model must learn to predict from
+    the others. With `z~ = x~ A_n` and `z = x A_n`, `<y, x> = z~ . z - <x~, x>` and
+    `|y|^2 = z~ (A_n^T A_n) z~^T - 2 |z~|^2 + |x~|^2`, so a step costs one more sparse
+    product. Scoring is unchanged.
+
     Args:
         rank: int. Columns of `A` (the latent dimension). Defaults to `256`.
         alpha: float. Item-side normalisation exponent of the scores, `>= 0`. Defaults to
             `0.0`.
-        seed: int | None. Seed of the initial weights. Defaults to `None`.
+        dropout: float. Probability of dropping an observed entry of the input in
+            training, in [0, 1). Defaults to `0.0` (the paper's ELSA).
+        seed: int | None. Seed of the initial weights and of the dropout. Defaults to
+            `None`.
 
     Example:
 
@@ -66,20 +78,32 @@ class ELSA(LossPartsTraining, Recommender):
     References:
         Vancura, Alves, Kasalicky, Kordik. Scalable Linear Shallow Autoencoder for
         Collaborative Filtering. RecSys 2022.
+        Steck. Autoencoders that don't overfit towards the Identity. NeurIPS 2020.
     """
 
     search_space = {
         "rank": choice(64, 128, 256, 512),
         "lr": float_range(1e-3, 1e-1, log=True),
+        "dropout": float_range(0.0, 0.8),
     }
     default_lr = 1e-2
     has_encoder = True
 
-    def __init__(self, rank: int = 256, alpha: float = 0.0, seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        rank: int = 256,
+        alpha: float = 0.0,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.rank = check_positive_int("rank", rank)
         self.alpha = check_non_negative("alpha", alpha)
+        self.dropout = check_rate("dropout", dropout)
         self.seed = seed
+        # Only with dropout: an ELSA without it keeps the variables of the paper's model.
+        self.masking = SparseMasking(self.dropout, seed=seed, name="masking") if dropout else None
 
     def build(self, input_shape):
         n_items = input_shape[-1]
@@ -146,21 +170,29 @@ class ELSA(LossPartsTraining, Recommender):
         # `model.fit` builds a model by calling it; this loss never calls it.
         self.ensure_built(inputs)
         factors = self.normalized_factors("float32")
-        codes = sparse_matmul(inputs, factors)
         values = keras.ops.cast(inputs.values, "float32")
+        inputs = tf.SparseTensor(inputs.indices, values, inputs.dense_shape)
+        # What the output is formed from (`x~`: the input, with dropout some entries zeroed).
+        kept = inputs if self.masking is None else self.masking(inputs, training=training)
+        codes = sparse_matmul(kept, factors)
         input_squares = row_sums(inputs, keras.ops.square(values))
         code_squares = keras.ops.sum(keras.ops.square(codes), axis=1)
+        # <x~, x> and z~ . z: |x|^2 and |z|^2 when nothing is dropped.
+        kept_inputs = row_sums(inputs, kept.values * values)
+        code_products = code_squares
+        if kept is not inputs:
+            code_products = keras.ops.sum(codes * sparse_matmul(inputs, factors), axis=1)
         if self.output_is_cheaper(inputs.shape[0], factors.shape[0]):
-            outputs = self.reconstruction(inputs, codes, factors)
+            outputs = self.reconstruction(kept, codes, factors)
             output_squares = keras.ops.sum(keras.ops.square(outputs), axis=1)
         else:
             gram = keras.ops.matmul(keras.ops.transpose(factors), factors)
             output_squares = (
                 keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
                 - 2.0 * code_squares
-                + input_squares
+                + row_sums(kept, keras.ops.square(kept.values))
             )
-        cosine = (code_squares - input_squares) / keras.ops.maximum(
+        cosine = (code_products - kept_inputs) / keras.ops.maximum(
             keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
         )
         distance = 2.0 - 2.0 * cosine
@@ -179,5 +211,7 @@ class ELSA(LossPartsTraining, Recommender):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"rank": self.rank, "alpha": self.alpha, "seed": self.seed})
+        config.update(
+            {"rank": self.rank, "alpha": self.alpha, "dropout": self.dropout, "seed": self.seed}
+        )
         return config

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tensorflow as tf
 
 from keras_recae.data import sparse_batches, synthetic_interactions, to_sparse_tensor
 from keras_recae.models import ELSA
@@ -99,3 +100,37 @@ def test_item_side_normalisation_scales_the_item_item_matrix(data, tmp_path):
     np.testing.assert_allclose(loaded.item_scales.numpy(), scale, rtol=1e-6)
     with pytest.raises(ValueError, match="`alpha` should be"):
         ELSA(alpha=-0.1)
+
+
+@pytest.mark.parametrize("rank", [4, 40], ids=["gram", "output"])
+def test_dropout_compares_the_output_of_the_kept_entries_with_the_whole_history(data, rank):
+    model = ELSA(rank=rank, dropout=0.4, seed=3)
+    model.build((None, data.n_items))
+    inputs = to_sparse_tensor(data.matrix[:25])
+    # The masks the loss draws: the masking layer's own, from the same seed state.
+    state = model.masking.seed_generator.state.numpy()
+    loss = model.loss_parts(inputs, training=True)["loss"]
+    model.masking.seed_generator.state.assign(state)
+    kept = model.masking(inputs, training=True)
+    kept = sp.csr_matrix(tf.sparse.to_dense(kept).numpy())
+    history = data.matrix[:25].toarray()
+    assert 0 < kept.nnz < data.matrix[:25].nnz
+    factors = numpy_factors(model)
+    output = kept.toarray() @ factors @ factors.T - kept.toarray()
+
+    def unit(rows):
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    expected = np.sum((unit(output) - unit(history)) ** 2, axis=1).mean()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    # Outside training nothing is dropped: the loss of the paper's ELSA, and its scores.
+    plain = ELSA(rank=rank, seed=3)
+    plain.build((None, data.n_items))
+    plain.item_factors.assign(model.item_factors)
+    np.testing.assert_allclose(
+        float(model.loss_parts(inputs, training=False)["loss"]),
+        float(plain.loss_parts(inputs, training=False)["loss"]),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(model(inputs).numpy(), plain(inputs).numpy(), atol=1e-6)
+    assert ELSA.from_config(model.get_config()).dropout == 0.4

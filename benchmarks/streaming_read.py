@@ -9,9 +9,12 @@ seconds and peak RSS:
 - `streamed`: `load_split` (the files read by chunks straight into CSR);
 - `frames`: the frame path it replaced (`read_given`, then `split_given` and
   `given_full_train`);
-- `shard0of2`: `load_shard` for worker 0 of 2 (`--shard-users`).
+- `shard0of2`: `load_shard` for worker 0 of 2 (`--shard-users`);
+- `strong-streamed`: `load_split` of the train file alone under `--protocol strong` with
+  10,000 validation and 10,000 test users (read by chunks into arrays of 12 bytes a line);
+- `strong-frames`: the frame path it replaced (`read_ratings`, then `split_strong`).
 
-Each read is the validation split of a run (10% of each user's train items held out).
+Each given read is the validation split of a run (10% of each user's train items held out).
 """
 
 from __future__ import annotations
@@ -54,12 +57,13 @@ def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> N
 
 
 def read(directory: Path, mode: str) -> dict:
-    from keras_recae.data.protocols import given_full_train, split_given
-    from keras_recae.data.readers import read_given
+    from keras_recae.data.protocols import given_full_train, split_given, split_strong
+    from keras_recae.data.readers import read_given, read_ratings
     from keras_recae.data.shards import load_shard
     from keras_recae.data.spec import DataSpec, load_split
 
     spec = DataSpec(str(directory / "train.parquet"), test=str(directory / "test.parquet"))
+    strong = DataSpec(str(directory / "train.parquet"), protocol="strong", heldout_users=10_000)
     # The modules' own memory (TensorFlow's among them), before any line is read.
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started, cpu = time.perf_counter(), time.process_time()
@@ -69,8 +73,16 @@ def read(directory: Path, mode: str) -> dict:
         frames = read_given(spec.data, spec.test)
         split = split_given(*frames, validation_fraction=0.1, seed=0)
         full = given_full_train(*frames)
-    else:
+    elif mode == "shard0of2":
         split, full, _ = load_shard(spec, 0, 2, 0.1)
+    elif mode == "strong-streamed":
+        split, _ = load_split(strong)
+    else:
+        frame = read_ratings(strong.data)
+        split = split_strong(frame, n_heldout_users=10_000, threshold=None)
+    if mode.startswith("strong"):
+        full = split.train.matrix
+        heldout = split.test.inputs.nnz + split.test.targets.nnz
     return {
         "mode": mode,
         "baseline_rss_mb": baseline,
@@ -80,7 +92,8 @@ def read(directory: Path, mode: str) -> dict:
         "train_users": int(split.train.n_users),
         "items": int(split.train.n_items),
         "train_interactions": int(full.nnz),
-        "test_interactions": int(split.test.targets.nnz),
+        "test_interactions": int(heldout if mode.startswith("strong") else split.test.targets.nnz),
+        "digests": {part: getattr(split, part).digest() for part in ("validation", "test")},
     }
 
 
@@ -94,7 +107,11 @@ def main() -> None:
     writer.add_argument("--interactions", type=int, default=100_000_000)
     reader = commands.add_parser("read")
     reader.add_argument("dir", type=Path)
-    reader.add_argument("--mode", choices=["streamed", "frames", "shard0of2"], required=True)
+    reader.add_argument(
+        "--mode",
+        choices=["streamed", "frames", "shard0of2", "strong-streamed", "strong-frames"],
+        required=True,
+    )
     reader.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "write":

@@ -2,8 +2,9 @@
 # Reading a large given split (benchmarks/streaming_read.py, one process per read, one at a
 # time): synthetic Parquet splits of 10M and 100M interactions (1M users, 1M items; written
 # once to SCRATCH, default ~/keras-recae-bench/streaming), each read streamed into CSR, as
-# whole frames (the path it replaced) and as worker 0 of 2 (--shard-users). A finished read
-# (its JSON) is skipped. Usage: bash benchmarks/streaming_read.sh
+# whole frames (the path it replaced) and as worker 0 of 2 (--shard-users); then the train file
+# alone under --protocol strong, streamed and as a whole frame. A finished read (its JSON) is
+# skipped. Usage: bash benchmarks/streaming_read.sh
 #   (writes benchmarks/runs/streaming-read/)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +15,7 @@ for size in 10000000 100000000; do
   data="$scratch/$size"
   [ -f "$data/test.parquet" ] || python "$here/streaming_read.py" write "$data" \
     --users 1000000 --items 1000000 --interactions "$size"
-  for mode in streamed frames shard0of2; do
+  for mode in streamed frames shard0of2 strong-streamed strong-frames; do
     out="$runs/$size-$mode.json"
     [ -f "$out" ] || python "$here/streaming_read.py" read "$data" --mode "$mode" --out "$out"
   done

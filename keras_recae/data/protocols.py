@@ -6,6 +6,8 @@ the readers return them, and returns a `Split`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -164,20 +166,55 @@ def split_strong(
         - [Liang et al., 2018. Variational Autoencoders for Collaborative Filtering](
           https://arxiv.org/abs/1802.05814), preprocessing of github.com/dawenl/vae_cf.
     """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"`test_fraction` should be in (0, 1). Received: {test_fraction}")
-    users = parse_ids(frame["user"].to_numpy())
-    items = parse_ids(frame["item"].to_numpy())
+    ratings = None
     if threshold is not None:
         if "rating" not in frame:
             raise ValueError("`frame` has no `rating` column: pass `threshold=None`.")
-        keep = frame["rating"].to_numpy() > threshold
-        users, items = users[keep], items[keep]
-    unique_users, counts = np.unique(users, return_counts=True)
-    kept_users = unique_users[counts >= min_user_interactions]
-    keep = np.isin(users, kept_users)
-    users, items = users[keep], items[keep]
+        ratings = frame["rating"].to_numpy()
+    user_ids, users = np.unique(parse_ids(frame["user"].to_numpy()), return_inverse=True)
+    item_ids, items = np.unique(parse_ids(frame["item"].to_numpy()), return_inverse=True)
+    return split_strong_lines(
+        users.reshape(-1),
+        items.reshape(-1),
+        ratings,
+        user_ids,
+        item_ids,
+        n_heldout_users=n_heldout_users,
+        threshold=threshold,
+        min_user_interactions=min_user_interactions,
+        seed=seed,
+        test_fraction=test_fraction,
+    )
 
+
+def split_strong_lines(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray | None,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    *,
+    n_heldout_users: int,
+    threshold: float | None = 3.5,
+    min_user_interactions: int = 5,
+    seed: int = 98765,
+    test_fraction: float = 0.2,
+) -> Split:
+    """`split_strong` of the lines, in file order, as positions in sorted vocabularies.
+
+    `users` and `items` are each line's positions in `user_ids` and `item_ids`, the sorted
+    ids (what a streamed file gives: 4 bytes an id). Positions sort as their ids do, so
+    the split is the one of the ids; besides the arrays it takes a few bytes a line and
+    the matrices. `ratings` may be None when `threshold` is None.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` should be in (0, 1). Received: {test_fraction}")
+    if threshold is not None:
+        keep = ratings > threshold
+        users, items = users[keep], items[keep]
+        del keep
+    counts = np.bincount(users, minlength=len(user_ids))
+    kept_users = np.flatnonzero(counts >= min_user_interactions)
     n_users = len(kept_users)
     if not 0 < 2 * n_heldout_users < n_users:
         raise ValueError(
@@ -185,21 +222,47 @@ def split_strong(
             f"less than the {n_users} users kept. Received: n_heldout_users={n_heldout_users}"
         )
     permuted = kept_users[np.random.RandomState(seed).permutation(n_users)]
-    train_users = permuted[: n_users - 2 * n_heldout_users]
-    validation_users = permuted[n_users - 2 * n_heldout_users : n_users - n_heldout_users]
-    test_users = permuted[n_users - n_heldout_users :]
+    n_train = n_users - 2 * n_heldout_users
+    # Each user's part: 0 train, 1 validation, 2 test, -1 dropped (too few lines).
+    part_of_user = np.full(len(user_ids), -1, dtype=np.int8)
+    part_of_user[permuted[:n_train]] = 0
+    part_of_user[permuted[n_train : n_users - n_heldout_users]] = 1
+    part_of_user[permuted[n_users - n_heldout_users :]] = 2
+    part = part_of_user[users]
 
-    in_train = np.isin(users, train_users)
-    item_ids = np.unique(items[in_train])
-    train = Interactions.from_pairs(users[in_train], items[in_train], item_ids=item_ids)
-    known_item = np.isin(items, item_ids)
+    in_train = part == 0
+    train_users = np.sort(permuted[:n_train])
+    train_items = np.flatnonzero(np.bincount(items[in_train], minlength=len(item_ids)))
+    matrix = _pattern(users[in_train], items[in_train], train_users, train_items)
+    del in_train
+    train = Interactions(matrix, user_ids[train_users], item_ids[train_items])
+    known_item = np.zeros(len(item_ids), dtype=bool)
+    known_item[train_items] = True
     evaluation = []
-    for heldout in (validation_users, test_users):
-        rows = np.isin(users, heldout) & known_item
-        evaluation.append(
-            _fold_in(users[rows], items[rows], item_ids, seed=seed, test_fraction=test_fraction)
+    for heldout in (1, 2):
+        rows = (part == heldout) & known_item[items]
+        fold_in = _fold_in(
+            users[rows], items[rows], train_items, seed=seed, test_fraction=test_fraction
         )
+        # Positions back to the ids they stand for.
+        evaluation.append(dataclasses.replace(fold_in, user_ids=user_ids[fold_in.user_ids]))
     return Split(train, evaluation[0], evaluation[1], "strong")
+
+
+def _pattern(rows: np.ndarray, columns: np.ndarray, row_ids, column_ids) -> sp.csr_matrix:
+    """The 0/1 matrix of (row, column) pairs over the sorted positions `row_ids` and
+    `column_ids` (each pair's row and column among them); a pair given twice is one."""
+    row_index = np.full(int(row_ids.max(initial=-1)) + 1, -1, dtype=np.int32)
+    row_index[row_ids] = np.arange(len(row_ids))
+    column_index = np.full(int(column_ids.max(initial=-1)) + 1, -1, dtype=np.int32)
+    column_index[column_ids] = np.arange(len(column_ids))
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (row_index[rows], column_index[columns])),
+        shape=(len(row_ids), len(column_ids)),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def split_random(

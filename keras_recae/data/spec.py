@@ -178,6 +178,10 @@ def load_split(
         check_protocol_flags(spec, "given")
         split, full, _, _ = load_given(spec, explicit, validation_fraction, read_test)
         return split, full
+    elif (protocol or ("random" if explicit else "strong")) == "strong":
+        # Streamed by chunks into arrays of 12 bytes a line: no frame of the whole file.
+        check_protocol_flags(spec, "strong")
+        return _without_test(_load_strong(spec, explicit, columns), read_test), None
     else:
         train_frame = read_ratings(spec.data, spec.format, **columns)
     if protocol is None:
@@ -326,6 +330,23 @@ def load_given(spec, explicit: bool, validation_fraction: float, read_test: bool
     if not read_test:
         split = dataclasses.replace(split, test=None)
     return split, (full if validation_fraction else None), files, binarize
+
+
+def _load_strong(spec: DataSpec, explicit: bool, columns: dict) -> Split:
+    """The `strong` split of a ratings file read by chunks (`split_strong_lines`)."""
+    from keras_recae.data.protocols import split_strong_lines
+    from keras_recae.data.streaming import StreamedFile, line_positions
+
+    file = StreamedFile.read(spec.data, spec.format, **columns)
+    threshold = implicit_threshold(spec, explicit, file.has_ratings, file.max_rating)
+    users, items, ratings, user_ids, item_ids = line_positions(file)
+    heldout = spec.heldout_users
+    if heldout is None:
+        heldout = max(1, len(user_ids) // 10)
+    with as_config_error(spec):
+        return split_strong_lines(
+            users, items, ratings, user_ids, item_ids, n_heldout_users=heldout, threshold=threshold
+        )
 
 
 def _large_synthetic_frame(n_users, n_items, n_interactions, seed):

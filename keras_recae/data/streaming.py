@@ -1,11 +1,13 @@
-"""Reading a given split by chunks straight into CSR, for one worker or a shard of the users.
+"""Reading ratings files by chunks straight into CSR, for one worker or a shard of the users.
 
 `StreamedFile.read` takes a ratings file chunk by chunk (`readers.iter_ratings`) and keeps
 each chunk compactly: its distinct user and item ids, and per kept line the two positions
 among them (int32) and the rating (float32), 12 bytes a line. Lines a `keep` rule drops (the
 other workers' users) leave only their distinct ids, with the largest rating of each. No
 frame of the whole file is made; `given_interactions` maps the chunks' ids into the
-vocabularies of both files and builds the CSR matrices.
+vocabularies of both files and builds the CSR matrices (a given split), and
+`line_positions` gives the lines of one file as positions in its vocabularies (what the
+`strong` protocol splits).
 """
 
 from __future__ import annotations
@@ -110,6 +112,33 @@ def vocabulary(parts: list) -> np.ndarray:
     if len({ids.is_integer_kind(part) for part in parts}) > 1:
         parts = [ids.as_strings(part) for part in parts]
     return np.unique(ids.parse_ids(np.unique(np.concatenate(parts))))
+
+
+def line_positions(file: StreamedFile) -> tuple:
+    """Every kept line of a file, in file order, as positions in sorted vocabularies.
+
+    Returns:
+        `(users, items, ratings, user_ids, item_ids)`: per line its user's and item's
+        positions (int32) in `user_ids` and `item_ids` (the sorted ids of the kept lines,
+        `vocabulary`) and its rating (float32). 12 bytes a line; the file's chunks are
+        released as they are converted.
+    """
+    user_ids = vocabulary(file.kept_ids("user", None))
+    item_ids = vocabulary(file.kept_ids("item", None))
+    size = sum(len(chunk.ratings) for chunk in file.chunks)
+    users = np.empty(size, np.int32)
+    items = np.empty(size, np.int32)
+    ratings = np.empty(size, np.float32)
+    start = 0
+    file.chunks.reverse()
+    while file.chunks:
+        chunk = file.chunks.pop()
+        stop = start + len(chunk.ratings)
+        users[start:stop] = lookup(user_ids, ids.parse_ids(chunk.users))[chunk.user_index]
+        items[start:stop] = lookup(item_ids, ids.parse_ids(chunk.items))[chunk.item_index]
+        ratings[start:stop] = chunk.ratings
+        start = stop
+    return users, items, ratings, user_ids, item_ids
 
 
 def seen_ids(files: list, field: str, threshold: float | None) -> np.ndarray:

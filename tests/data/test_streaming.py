@@ -1,12 +1,12 @@
-"""Given splits streamed by chunks into CSR equal the splits of whole frames."""
+"""Given and `strong` splits streamed by chunks equal the splits of whole frames."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from keras_recae.data import streaming
-from keras_recae.data.protocols import given_full_train, split_given
-from keras_recae.data.readers import read_given
+from keras_recae.data.protocols import given_full_train, split_given, split_strong
+from keras_recae.data.readers import read_given, read_ratings
 from keras_recae.data.spec import DataSpec, load_split
 
 
@@ -29,19 +29,23 @@ def write_tables(directory, suffix):
     return paths
 
 
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 7 lines: ids of a user and a pair's two lines fall in different chunks."""
+    chunked = streaming.iter_ratings
+
+    def read(*args, **kwargs):
+        return chunked(*args, **{**kwargs, "chunk_rows": 7})
+
+    monkeypatch.setattr(streaming, "iter_ratings", read)
+
+
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 @pytest.mark.parametrize("explicit", [False, True])
 def test_a_streamed_given_split_is_the_split_of_the_whole_frames(
-    tmp_path, monkeypatch, suffix, explicit
+    tmp_path, small_chunks, suffix, explicit
 ):
     train, test = write_tables(tmp_path, suffix)
-    # Chunks of 7 lines: ids of a user and a pair's two lines fall in different chunks.
-    chunked = streaming.iter_ratings
-
-    def small_chunks(*args, **kwargs):
-        return chunked(*args, **{**kwargs, "chunk_rows": 7})
-
-    monkeypatch.setattr(streaming, "iter_ratings", small_chunks)
     split, full = load_split(DataSpec(train, test=test, seed=3), explicit=explicit)
     frames = read_given(train, test)
     threshold = None if explicit else 3.5
@@ -66,3 +70,34 @@ def test_ids_of_both_kinds_across_chunks_make_one_vocabulary():
         5,
         12,
     ]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("threshold", [None, 2.5])
+def test_a_streamed_strong_split_is_the_split_of_the_whole_frame(
+    tmp_path, small_chunks, suffix, threshold
+):
+    # Users of both kinds of ids (chunks of integers only, and of strings), pairs twice.
+    rng = np.random.default_rng(4)
+    users = rng.integers(0, 60, 1500)
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{u}" if u % 3 == 0 else str(u) for u in users],
+            "item": rng.integers(0, 50, 1500),
+            "rating": rng.integers(1, 6, 1500).astype(float),
+        }
+    )
+    path = tmp_path / f"ratings.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    spec = DataSpec(str(path), protocol="strong", heldout_users=8, threshold=threshold)
+    split, full = load_split(spec)
+    assert full is None
+    expected = split_strong(read_ratings(str(path)), n_heldout_users=8, threshold=threshold or 3.5)
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    for part in ("validation", "test"):
+        assert getattr(split, part).n_users > 0
+        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    # The ids are the file's: strings and integers in one string vocabulary.
+    assert {"u3", "1"} <= set(split.train.user_ids) | set(split.test.user_ids)

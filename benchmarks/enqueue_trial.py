@@ -5,7 +5,9 @@
 
 Each value is read as JSON (`'hidden_dims=[200]'`); a list goes in as its JSON text, the
 way the tuner stores list choices. A queued value outside its dimension is run as it is and
-recorded with the dimension widened to hold it.
+recorded with the dimension widened to hold it. `--create NAME` starts the study first when
+the directory holds none (NAME is the tuner's study name, the model's by default; the
+objective is maximised, as a ranking metric is).
 """
 
 import argparse
@@ -22,6 +24,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study_dir")
     parser.add_argument("settings", nargs="+", metavar="NAME=VALUE")
+    parser.add_argument("--create", metavar="NAME", help="start a study of this name if none")
     args = parser.parse_args(argv)
     params = {}
     for item in args.settings:
@@ -31,7 +34,12 @@ def main(argv=None) -> int:
         value = json.loads(text)
         params[name] = json.dumps(value) if isinstance(value, list) else value
     storage = JournalStorage(JournalFileBackend(f"{args.study_dir}/{STUDY_FILE}"))
-    study = optuna.load_study(study_name=None, storage=storage)
+    if args.create:
+        study = optuna.create_study(
+            storage=storage, study_name=args.create, direction="maximize", load_if_exists=True
+        )
+    else:
+        study = optuna.load_study(study_name=None, storage=storage)
     study.enqueue_trial(params, skip_if_exists=True)
     print(f"{args.study_dir}: queued {params}")
     return 0

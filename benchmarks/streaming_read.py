@@ -3,8 +3,8 @@
 `python benchmarks/streaming_read.py write DIR --interactions N` writes a synthetic given
 split (`synthetic_matrix`, 10% of each user's items in the test file) as Parquet files of
 row groups of 1M lines, chunk by chunk; `python benchmarks/streaming_read.py read DIR
---mode M --out OUT.json` reads it in this process one way and writes its seconds, CPU
-seconds and peak RSS:
+--mode M --out OUT.json [--files csv]` reads it (or the CSV copies `write-csv DIR` makes of
+it) in this process one way and writes its seconds, CPU seconds and peak RSS:
 
 - `streamed`: `load_split` (the files read by chunks straight into CSR);
 - `frames`: the frame path it replaced (`read_given`, then `split_given` and
@@ -12,7 +12,7 @@ seconds and peak RSS:
 - `shard0of2`: `load_shard` for worker 0 of 2 (`--shard-users`);
 - `strong-streamed`: `load_split` of the train file alone under `--protocol strong` with
   10,000 validation and 10,000 test users (read by chunks into arrays of 12 bytes a line);
-- `strong-frames`: the frame path it replaced (`read_ratings`, then `split_strong`).
+- `strong-frames`: the train file as a whole frame (`read_ratings`, then `split_strong`).
 
 Each given read is the validation split of a run (10% of each user's train items held out).
 """
@@ -56,14 +56,30 @@ def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> N
     print(json.dumps({"users": n_users, "items": n_items, "interactions": int(matrix.nnz)}))
 
 
-def read(directory: Path, mode: str) -> dict:
+def write_csv(directory: Path) -> None:
+    """`DIR/train.csv` and `DIR/test.csv` (header `user,item`) from the Parquet files, by
+    row groups."""
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    for name in ("train", "test"):
+        source = pq.ParquetFile(directory / f"{name}.parquet")
+        temporary = directory / f".{name}.csv.tmp"
+        with pv.CSVWriter(temporary, source.schema_arrow) as writer:
+            for batch in source.iter_batches(batch_size=1_000_000):
+                writer.write_batch(batch)
+        temporary.replace(directory / f"{name}.csv")
+
+
+def read(directory: Path, mode: str, suffix: str = "parquet") -> dict:
     from keras_recae.data.protocols import given_full_train, split_given, split_strong
     from keras_recae.data.readers import read_given, read_ratings
     from keras_recae.data.shards import load_shard
     from keras_recae.data.spec import DataSpec, load_split
 
-    spec = DataSpec(str(directory / "train.parquet"), test=str(directory / "test.parquet"))
-    strong = DataSpec(str(directory / "train.parquet"), protocol="strong", heldout_users=10_000)
+    train, test = str(directory / f"train.{suffix}"), str(directory / f"test.{suffix}")
+    spec = DataSpec(train, test=test)
+    strong = DataSpec(train, protocol="strong", heldout_users=10_000)
     # The modules' own memory (TensorFlow's among them), before any line is read.
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started, cpu = time.perf_counter(), time.process_time()
@@ -85,6 +101,7 @@ def read(directory: Path, mode: str) -> dict:
         heldout = split.test.inputs.nnz + split.test.targets.nnz
     return {
         "mode": mode,
+        "files": suffix,
         "baseline_rss_mb": baseline,
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
@@ -113,11 +130,17 @@ def main() -> None:
         required=True,
     )
     reader.add_argument("--out", type=Path, required=True)
+    reader.add_argument("--files", choices=["parquet", "csv"], default="parquet")
+    csv_writer = commands.add_parser("write-csv")
+    csv_writer.add_argument("dir", type=Path)
     args = parser.parse_args()
     if args.command == "write":
         write(args.dir, args.users, args.items, args.interactions)
         return
-    result = read(args.dir, args.mode)
+    if args.command == "write-csv":
+        write_csv(args.dir)
+        return
+    result = read(args.dir, args.mode, args.files)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -20,3 +20,10 @@ for size in 10000000 100000000; do
     [ -f "$out" ] || python "$here/streaming_read.py" read "$data" --mode "$mode" --out "$out"
   done
 done
+# The 100M split as CSV files (header `user,item`), read streamed and as whole frames.
+data="$scratch/100000000"
+[ -f "$data/test.csv" ] || python "$here/streaming_read.py" write-csv "$data"
+for mode in streamed frames; do
+  out="$runs/100000000-csv-$mode.json"
+  [ -f "$out" ] || python "$here/streaming_read.py" read "$data" --mode "$mode" --files csv --out "$out"
+done

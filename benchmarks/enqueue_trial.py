@@ -13,6 +13,7 @@ objective is maximised, as a ranking metric is).
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -33,7 +34,12 @@ def main(argv=None) -> int:
             parser.error(f"{item!r}: expected NAME=VALUE")
         value = json.loads(text)
         params[name] = json.dumps(value) if isinstance(value, list) else value
-    storage = JournalStorage(JournalFileBackend(f"{args.study_dir}/{STUDY_FILE}"))
+    journal = Path(args.study_dir) / STUDY_FILE
+    if args.create:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+    elif not journal.is_file():
+        parser.error(f"{journal} does not exist: pass --create NAME to start a study there")
+    storage = JournalStorage(JournalFileBackend(str(journal)))
     if args.create:
         study = optuna.create_study(
             storage=storage, study_name=args.create, direction="maximize", load_if_exists=True

@@ -534,3 +534,22 @@ def test_variants_of_a_queued_trial_outside_its_dimensions_are_recorded():
     tuning._record_variants(trial, summary, "ndcg@20", 0)
     (added,) = [t for t in study.trials if t.number != trial.number]
     assert added.params == {"l2": 500.0, "alpha": 0.5} and added.value == 0.4
+
+
+def test_settings_queued_with_the_benchmark_script_run_first_and_once(tmp_path):
+    study_dir = tmp_path / "study"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "enqueue_trial.py"
+    queued = subprocess.run(
+        [sys.executable, str(script), str(study_dir), "dropout=0.125", "lr=0.003"]
+        + ["--create", "mult-dae"],
+        capture_output=True,
+        text=True,
+    )
+    assert queued.returncode == 0, queued.stderr
+    # A total of one: the queued trial, then nothing drawn.
+    quiet_tune(tiny_study(study_dir, trials=1))
+    rows = read_trials(study_dir)
+    assert len(rows) == 1
+    assert float(rows[0]["dropout"]) == 0.125 and float(rows[0]["lr"]) == 0.003
+    run = json.loads((study_dir / "trials" / "00000" / "run.json").read_text())
+    assert run["settings"]["dropout"] == 0.125 and run["run"]["lr"] == 0.003

@@ -419,9 +419,17 @@ def test_a_closed_form_trial_process_dies_with_its_study(tmp_path):
     )  # fmt: skip
     parent = psutil.Process(study.pid)
     deadline = time.monotonic() + 120
+
+    def is_trial(process) -> bool:
+        # A short-lived child (multiprocessing's helpers) may be gone, or a zombie, by now.
+        try:
+            return "spawn_main" in " ".join(process.cmdline())
+        except psutil.Error:
+            return False
+
     children = []
     while not children and time.monotonic() < deadline:
-        children = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+        children = [c for c in parent.children() if is_trial(c)]
         time.sleep(0.05)
     assert children, "no trial process started"
     # Once the trial trains (it writes its run.json first): past its start-up.

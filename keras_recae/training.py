@@ -338,7 +338,7 @@ def _remove_dead_scratch() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def backup_state(out: Path) -> list[int]:
+def _backup_state(out: Path) -> list[int]:
     """What a rerun in `out` would resume from: [finished, epochs backed up, stopped
     early, selection done, retraining epochs backed up]."""
     from keras_recae.callbacks import RunBackup
@@ -366,7 +366,7 @@ def _check_workers_resume_alike(strategy, out: Path) -> None:
 
     index, count = distribute.worker_position(strategy)
     states = np.zeros((count, 5))
-    states[index] = backup_state(out)
+    states[index] = _backup_state(out)
     states = distribute.sum_over_workers(strategy, states).astype(int).tolist()
     if states[0][0] and index:
         raise ConfigError(f"{out} already holds a finished run ({METRICS_FILE}) of the chief")

@@ -134,11 +134,17 @@ def line_positions(file: StreamedFile) -> tuple:
     while file.chunks:
         chunk = file.chunks.pop()
         stop = start + len(chunk.ratings)
-        users[start:stop] = lookup(user_ids, ids.parse_ids(chunk.users))[chunk.user_index]
-        items[start:stop] = lookup(item_ids, ids.parse_ids(chunk.items))[chunk.item_index]
+        users[start:stop], items[start:stop] = _positions(chunk, user_ids, item_ids)
         ratings[start:stop] = chunk.ratings
         start = stop
     return users, items, ratings, user_ids, item_ids
+
+
+def _positions(chunk: _Chunk, user_ids, item_ids) -> tuple[np.ndarray, np.ndarray]:
+    """Each kept line's user and item positions in the vocabularies (-1 where absent)."""
+    users = lookup(user_ids, ids.parse_ids(chunk.users))[chunk.user_index]
+    items = lookup(item_ids, ids.parse_ids(chunk.items))[chunk.item_index]
+    return users, items
 
 
 def seen_ids(files: list, field: str, threshold: float | None) -> np.ndarray:
@@ -187,8 +193,7 @@ def _matrix(file: StreamedFile, user_ids, item_ids, threshold) -> sp.csr_matrix:
     """The kept lines of a file over the vocabularies, the later line of a pair kept."""
     rows, columns, values = [], [], []
     for chunk in file.chunks:
-        row = lookup(user_ids, ids.parse_ids(chunk.users))[chunk.user_index]
-        column = lookup(item_ids, ids.parse_ids(chunk.items))[chunk.item_index]
+        row, column = _positions(chunk, user_ids, item_ids)
         ratings = chunk.ratings
         kept = (row >= 0) & (column >= 0)
         if threshold is not None:

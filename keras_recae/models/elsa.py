@@ -177,10 +177,11 @@ class ELSA(LossPartsTraining, Recommender):
         codes = sparse_matmul(kept, factors)
         input_squares = row_sums(inputs, keras.ops.square(values))
         code_squares = keras.ops.sum(keras.ops.square(codes), axis=1)
-        # <x~, x> and z~ . z: |x|^2 and |z|^2 when nothing is dropped.
-        kept_inputs = row_sums(inputs, kept.values * values)
-        code_products = code_squares
+        # <x~, x>, |x~|^2 and z~ . z: |x|^2, |x|^2 and |z|^2 when nothing is dropped.
+        kept_inputs, kept_squares, code_products = input_squares, input_squares, code_squares
         if kept is not inputs:
+            kept_inputs = row_sums(inputs, kept.values * values)
+            kept_squares = row_sums(kept, keras.ops.square(kept.values))
             code_products = keras.ops.sum(codes * sparse_matmul(inputs, factors), axis=1)
         if self.output_is_cheaper(inputs.shape[0], factors.shape[0]):
             outputs = self.reconstruction(kept, codes, factors)
@@ -190,7 +191,7 @@ class ELSA(LossPartsTraining, Recommender):
             output_squares = (
                 keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
                 - 2.0 * code_squares
-                + row_sums(kept, keras.ops.square(kept.values))
+                + kept_squares
             )
         cosine = (code_products - kept_inputs) / keras.ops.maximum(
             keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON

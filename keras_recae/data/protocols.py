@@ -301,6 +301,23 @@ def split_random(
     split = split_random(read_ratings("ml-1m"), test_fraction=0.1)
     ```
     """
+    return split_random_interactions(
+        Interactions.from_frame(frame),
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )
+
+
+def split_random_interactions(
+    data: Interactions,
+    *,
+    test_fraction: float = 0.1,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+) -> Split:
+    """`split_random` of the interactions a file gives (a pair given twice: its last line),
+    such as a streamed file's (`streaming.given_interactions`): the same split."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` should be in (0, 1). Received: {test_fraction}")
     if not 0 <= validation_fraction < 1 - test_fraction:
@@ -308,7 +325,6 @@ def split_random(
             f"`validation_fraction` should be in [0, 1 - test_fraction). Received: "
             f"validation_fraction={validation_fraction}, test_fraction={test_fraction}"
         )
-    data = Interactions.from_frame(frame)
     coo = data.matrix.tocoo()
     order = np.random.default_rng(seed).permutation(data.nnz)
     n_test = int(round(test_fraction * data.nnz))

@@ -182,6 +182,11 @@ def load_split(
         # Streamed by chunks into arrays of 12 bytes a line: no frame of the whole file.
         check_protocol_flags(spec, "strong")
         return _without_test(_load_strong(spec, explicit, columns), read_test), None
+    elif (protocol or "random") == "random":
+        # Streamed by chunks straight into CSR, as a given split's train file.
+        check_protocol_flags(spec, "random")
+        split = _load_random(spec, explicit, columns, validation_fraction, seed)
+        return _without_test(split, read_test), None
     else:
         train_frame = read_ratings(spec.data, spec.format, **columns)
     if protocol is None:
@@ -210,6 +215,8 @@ def load_split(
         with as_config_error(spec):
             split = split_strong(train_frame, n_heldout_users=heldout, threshold=threshold)
         return _without_test(split, read_test), None
+    if threshold is not None and not explicit:
+        train_frame = train_frame[train_frame["rating"] > threshold].assign(rating=1.0)
     with as_config_error(spec):
         split = split_random(
             train_frame,
@@ -346,6 +353,24 @@ def _load_strong(spec: DataSpec, explicit: bool, columns: dict) -> Split:
     with as_config_error(spec):
         return split_strong_lines(
             users, items, ratings, user_ids, item_ids, n_heldout_users=heldout, threshold=threshold
+        )
+
+
+def _load_random(spec: DataSpec, explicit: bool, columns: dict, validation_fraction, seed):
+    """The `random` split of a ratings file read by chunks (`split_random_interactions`);
+    an implicit model's lines are kept above the threshold, as under the other protocols."""
+    from keras_recae.data.protocols import split_random_interactions
+    from keras_recae.data.streaming import StreamedFile, given_interactions
+
+    file = StreamedFile.read(spec.data, spec.format, **columns)
+    threshold = implicit_threshold(spec, explicit, file.has_ratings, file.max_rating)
+    with as_config_error(spec):
+        data, _ = given_interactions(file, None, None if explicit else threshold)
+        return split_random_interactions(
+            data,
+            test_fraction=RANDOM_TEST_FRACTION,
+            validation_fraction=validation_fraction,
+            seed=seed,
         )
 
 

@@ -1,11 +1,11 @@
-"""Given and `strong` splits streamed by chunks equal the splits of whole frames."""
+"""Given, `strong` and `random` splits streamed by chunks equal the splits of whole frames."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from keras_recae.data import streaming
-from keras_recae.data.protocols import given_full_train, split_given, split_strong
+from keras_recae.data.protocols import given_full_train, split_given, split_random, split_strong
 from keras_recae.data.readers import read_given, read_ratings
 from keras_recae.data.spec import DataSpec, load_split
 
@@ -101,3 +101,27 @@ def test_a_streamed_strong_split_is_the_split_of_the_whole_frame(
         assert getattr(split, part).digest() == getattr(expected, part).digest()
     # The ids are the file's: strings and integers in one string vocabulary.
     assert {"u3", "1"} <= set(split.train.user_ids) | set(split.test.user_ids)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_streamed_random_split_is_the_split_of_the_whole_frame(
+    tmp_path, small_chunks, suffix, explicit
+):
+    train, _ = write_tables(tmp_path, suffix)
+    spec = DataSpec(train, protocol="random", validation_fraction=0.2, seed=5)
+    split, full = load_split(spec, explicit=explicit)
+    assert full is None
+    frame = read_ratings(train)
+    if not explicit:
+        # An implicit model keeps the lines rated above 3.5, as 1.0.
+        frame = frame[frame["rating"] > 3.5].assign(rating=1.0)
+    expected = split_random(frame, test_fraction=0.1, validation_fraction=0.2, seed=5)
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    for part in ("validation", "test"):
+        assert getattr(split, part).n_users > 0
+        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    values = set(np.unique(split.train.matrix.data))
+    assert values == ({1.0} if not explicit else {1, 2, 3, 4, 5})

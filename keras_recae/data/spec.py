@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from keras_recae.data.interactions import Interactions
-from keras_recae.data.split import Split
+from keras_recae.data.split import EvalSet, Split
 from keras_recae.errors import ConfigError
 
 PROTOCOLS = ("given", "strong", "random", "temporal", "leave-last-out")
@@ -182,6 +182,11 @@ def load_split(
         # Streamed by chunks into arrays of 12 bytes a line: no frame of the whole file.
         check_protocol_flags(spec, "strong")
         return _without_test(_load_strong(spec, explicit, columns), read_test), None
+    elif protocol in ("temporal", "leave-last-out"):
+        # Streamed by chunks into a frame of positions and timestamps, 20 bytes a line.
+        check_protocol_flags(spec, protocol)
+        split, full = _load_timed(spec, protocol, explicit, columns, validation_fraction)
+        return _without_test(split, read_test), full
     elif (protocol or "random") == "random":
         # Streamed by chunks straight into CSR, as a given split's train file.
         check_protocol_flags(spec, "random")
@@ -372,6 +377,30 @@ def _load_random(spec: DataSpec, explicit: bool, columns: dict, validation_fract
             validation_fraction=validation_fraction,
             seed=seed,
         )
+
+
+def _load_timed(spec: DataSpec, protocol: str, explicit: bool, columns: dict, validation_fraction):
+    """A time-based split of a ratings file read by chunks (`streaming.timed_lines`): the
+    protocol splits the lines' positions, which are then put back to the ids."""
+    from keras_recae.data.streaming import StreamedFile, timed_lines
+
+    file = StreamedFile.read(spec.data, spec.format, timestamps=True, **columns)
+    threshold = implicit_threshold(spec, explicit, file.has_ratings, file.max_rating)
+    lines, user_ids, item_ids = timed_lines(file)
+    split, full = _split_by_time(spec, protocol, lines, threshold, explicit, validation_fraction)
+
+    def interactions(part: Interactions) -> Interactions:
+        return Interactions(part.matrix, user_ids[part.user_ids], item_ids[part.item_ids])
+
+    def eval_set(part: EvalSet | None) -> EvalSet | None:
+        if part is None:
+            return None
+        return dataclasses.replace(part, user_ids=user_ids[part.user_ids])
+
+    split = Split(
+        interactions(split.train), eval_set(split.validation), eval_set(split.test), protocol
+    )
+    return split, (None if full is None else interactions(full))
 
 
 def _large_synthetic_frame(n_users, n_items, n_interactions, seed):

@@ -7,7 +7,8 @@ other workers' users) leave only their distinct ids, with the largest rating of 
 frame of the whole file is made; `given_interactions` maps the chunks' ids into the
 vocabularies of both files and builds the CSR matrices (a given split), and
 `line_positions` gives the lines of one file as positions in its vocabularies (what the
-`strong` protocol splits).
+`strong` protocol splits; `timed_lines` adds the timestamps the time-based protocols order
+by).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class _Chunk:
     items: np.ndarray
     item_index: np.ndarray
     ratings: np.ndarray
+    times: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -52,12 +54,14 @@ class StreamedFile:
     max_rating: float = -np.inf
 
     @classmethod
-    def read(cls, path, format=None, keep=None, **options) -> StreamedFile:
+    def read(cls, path, format=None, keep=None, timestamps=False, **options) -> StreamedFile:
         """Reads `path` by chunks (`iter_ratings(path, format, **options)`).
 
         Args:
             keep: callable | None. Given a chunk's user ids, a boolean mask of the lines to
                 keep; None keeps every line.
+            timestamps: bool. Keep each line's timestamp too (int64, 8 more bytes a line),
+                where the file has them.
         """
         streamed = cls()
         for frame in iter_ratings(path, format, **options):
@@ -76,6 +80,9 @@ class StreamedFile:
                 frame, ratings = frame[kept], ratings[kept]
             users, user_index = np.unique(frame["user"].to_numpy(), return_inverse=True)
             items, item_index = np.unique(frame["item"].to_numpy(), return_inverse=True)
+            times = None
+            if timestamps and "timestamp" in frame:
+                times = frame["timestamp"].to_numpy(np.int64)
             streamed.chunks.append(
                 _Chunk(
                     users,
@@ -83,6 +90,7 @@ class StreamedFile:
                     items,
                     item_index.reshape(-1).astype(np.int32),
                     ratings,
+                    times,
                 )
             )
         return streamed
@@ -123,12 +131,35 @@ def line_positions(file: StreamedFile) -> tuple:
         `vocabulary`) and its rating (float32). 12 bytes a line; the file's chunks are
         released as they are converted.
     """
+    return _lines(file)[:5]
+
+
+def timed_lines(file: StreamedFile) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """`line_positions` as a frame of `user`, `item` (positions), `rating` and, if the
+    file was read with its timestamps, `timestamp`: what the time-based protocols split,
+    20 bytes a line. Positions sort as their ids do, so a split of them is the split of
+    the ids (`user_ids[position]`).
+
+    Returns:
+        `(frame, user_ids, item_ids)`.
+    """
+    users, items, ratings, user_ids, item_ids, times = _lines(file)
+    columns = {"user": users, "item": items, "rating": ratings}
+    if times is not None:
+        columns["timestamp"] = times
+    return pd.DataFrame(columns, copy=False), user_ids, item_ids
+
+
+def _lines(file: StreamedFile) -> tuple:
+    """`line_positions`, and the lines' timestamps (None unless every chunk has them)."""
     user_ids = vocabulary(file.kept_ids("user", None))
     item_ids = vocabulary(file.kept_ids("item", None))
     size = sum(len(chunk.ratings) for chunk in file.chunks)
+    timed = bool(file.chunks) and all(chunk.times is not None for chunk in file.chunks)
     users = np.empty(size, np.int32)
     items = np.empty(size, np.int32)
     ratings = np.empty(size, np.float32)
+    times = np.empty(size, np.int64) if timed else None
     start = 0
     file.chunks.reverse()
     while file.chunks:
@@ -136,8 +167,10 @@ def line_positions(file: StreamedFile) -> tuple:
         stop = start + len(chunk.ratings)
         users[start:stop], items[start:stop] = _positions(chunk, user_ids, item_ids)
         ratings[start:stop] = chunk.ratings
+        if timed:
+            times[start:stop] = chunk.times
         start = stop
-    return users, items, ratings, user_ids, item_ids
+    return users, items, ratings, user_ids, item_ids, times
 
 
 def _positions(chunk: _Chunk, user_ids, item_ids) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,22 @@
-"""Given, `strong` and `random` splits streamed by chunks equal the splits of whole frames."""
+"""Splits of files streamed by chunks (given, `strong`, `random`, time-based) equal the
+splits of whole frames."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from keras_recae.data import streaming
-from keras_recae.data.protocols import given_full_train, split_given, split_random, split_strong
+from keras_recae.data.protocols import (
+    given_full_train,
+    split_given,
+    split_leave_last_out,
+    split_random,
+    split_strong,
+    split_temporal,
+)
 from keras_recae.data.readers import read_given, read_ratings
 from keras_recae.data.spec import DataSpec, load_split
+from keras_recae.errors import ConfigError
 
 
 def write_tables(directory, suffix):
@@ -125,3 +134,53 @@ def test_a_streamed_random_split_is_the_split_of_the_whole_frame(
         assert getattr(split, part).digest() == getattr(expected, part).digest()
     values = set(np.unique(split.train.matrix.data))
     assert values == ({1.0} if not explicit else {1, 2, 3, 4, 5})
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("protocol", ["temporal", "leave-last-out"])
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_streamed_time_split_is_the_split_of_the_whole_frame(
+    tmp_path, small_chunks, suffix, protocol, explicit
+):
+    # Ids of both kinds, timestamps with ties and out of file order, pairs given twice.
+    rng = np.random.default_rng(6)
+    users = rng.integers(0, 40, 1200)
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{u}" if u % 4 == 0 else str(u) for u in users],
+            "item": rng.integers(0, 60, 1200),
+            "rating": rng.integers(1, 6, 1200).astype(float),
+            "timestamp": rng.integers(0, 300, 1200) * 1000,
+        }
+    )
+    path = tmp_path / f"log.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    split, full = load_split(DataSpec(str(path), protocol=protocol), explicit=explicit)
+    whole = read_ratings(str(path))
+    threshold = None if explicit else 3.5
+    if protocol == "temporal":
+        expected, expected_full = split_temporal(
+            whole, cut=0.8, validation_fraction=0.1, threshold=threshold
+        )
+    else:
+        expected, expected_full = split_leave_last_out(whole, n=1, threshold=threshold)
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    np.testing.assert_array_equal(full.user_ids, expected_full.user_ids)
+    assert (full.matrix != expected_full.matrix).nnz == 0
+    for part in ("validation", "test"):
+        assert getattr(split, part).n_users > 0
+        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    assert {"u4", "1"} <= set(split.train.user_ids)
+
+
+def test_a_streamed_file_without_timestamps_is_refused_by_name(tmp_path):
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"user": [1, 2, 3], "item": [4, 5, 6], "rating": [5.0, 4.0, 3.0]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(
+        ConfigError, match=r"pairs\.csv: --protocol temporal orders .* no timestamps"
+    ):
+        load_split(DataSpec(str(path), protocol="temporal"))

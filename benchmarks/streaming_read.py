@@ -12,7 +12,11 @@ it) in this process one way and writes its seconds, CPU seconds and peak RSS:
 - `shard0of2`: `load_shard` for worker 0 of 2 (`--shard-users`);
 - `strong-streamed`: `load_split` of the train file alone under `--protocol strong` with
   10,000 validation and 10,000 test users (read by chunks into arrays of 12 bytes a line);
-- `strong-frames`: the train file as a whole frame (`read_ratings`, then `split_strong`).
+- `strong-frames`: the train file as a whole frame (`read_ratings`, then `split_strong`);
+- `random-streamed` / `random-frames`, `temporal-streamed` / `temporal-frames` and
+  `leave-last-out-streamed` / `leave-last-out-frames`: the same for the train file under
+  those protocols (`split_random`, `split_temporal`, `split_leave_last_out` of the frame);
+  the time-based ones need a split written with `--timestamps`.
 
 Each given read is the validation split of a run (10% of each user's train items held out).
 """
@@ -28,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> None:
+def write(
+    directory: Path, n_users: int, n_items: int, n_interactions: int, timestamps: bool = False
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -38,7 +44,11 @@ def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> N
     data = synthetic_matrix(n_users, n_items, n_interactions, seed=0)
     matrix = data.matrix
     rng = np.random.default_rng(0)
-    schema = pa.schema([("user", pa.int64()), ("item", pa.int64())])
+    fields = [("user", pa.int64()), ("item", pa.int64())]
+    if timestamps:
+        # Seconds within about three years, at random: ties and lines out of time order.
+        fields.append(("timestamp", pa.int64()))
+    schema = pa.schema(fields)
     writers = {
         name: pq.ParquetWriter(directory / f"{name}.parquet", schema) for name in ("train", "test")
     }
@@ -49,7 +59,10 @@ def write(directory: Path, n_users: int, n_items: int, n_interactions: int) -> N
         items = data.item_ids[rows.indices]
         test = rng.random(len(users)) < 0.1
         for name, mask in (("train", ~test), ("test", test)):
-            table = pa.table({"user": users[mask], "item": items[mask]}, schema=schema)
+            columns = {"user": users[mask], "item": items[mask]}
+            if timestamps:
+                columns["timestamp"] = rng.integers(10**9, 10**9 + 10**8, int(mask.sum()))
+            table = pa.table(columns, schema=schema)
             writers[name].write_table(table, row_group_size=1_000_000)
     for writer in writers.values():
         writer.close()
@@ -72,7 +85,14 @@ def write_csv(directory: Path) -> None:
 
 
 def read(directory: Path, mode: str, suffix: str = "parquet") -> dict:
-    from keras_recae.data.protocols import given_full_train, split_given, split_strong
+    from keras_recae.data.protocols import (
+        given_full_train,
+        split_given,
+        split_leave_last_out,
+        split_random,
+        split_strong,
+        split_temporal,
+    )
     from keras_recae.data.readers import read_given, read_ratings
     from keras_recae.data.shards import load_shard
     from keras_recae.data.spec import DataSpec, load_split
@@ -93,12 +113,26 @@ def read(directory: Path, mode: str, suffix: str = "parquet") -> dict:
         split, full, _ = load_shard(spec, 0, 2, 0.1)
     elif mode == "strong-streamed":
         split, _ = load_split(strong)
-    else:
+    elif mode == "strong-frames":
         frame = read_ratings(strong.data)
         split = split_strong(frame, n_heldout_users=10_000, threshold=None)
-    if mode.startswith("strong"):
+    elif mode.endswith("-streamed"):
+        protocol = mode.removesuffix("-streamed")
+        split, _ = load_split(DataSpec(train, protocol=protocol, validation_fraction=0.1))
+    else:
+        frame = read_ratings(train)
+        if mode == "random-frames":
+            split = split_random(frame, test_fraction=0.1, validation_fraction=0.1, seed=0)
+        elif mode == "temporal-frames":
+            split, _ = split_temporal(frame, cut=0.8, validation_fraction=0.1)
+        else:
+            split, _ = split_leave_last_out(frame, n=1)
+    heldout = split.test.targets.nnz
+    if not mode.startswith(("streamed", "frames", "shard")):
+        # One file split: the train part's lines (and under `strong` the held-out users').
         full = split.train.matrix
-        heldout = split.test.inputs.nnz + split.test.targets.nnz
+        if mode.startswith("strong"):
+            heldout += split.test.inputs.nnz
     return {
         "mode": mode,
         "files": suffix,
@@ -109,7 +143,7 @@ def read(directory: Path, mode: str, suffix: str = "parquet") -> dict:
         "train_users": int(split.train.n_users),
         "items": int(split.train.n_items),
         "train_interactions": int(full.nnz),
-        "test_interactions": int(heldout if mode.startswith("strong") else split.test.targets.nnz),
+        "test_interactions": int(heldout),
         "digests": {part: getattr(split, part).digest() for part in ("validation", "test")},
     }
 
@@ -122,11 +156,17 @@ def main() -> None:
     writer.add_argument("--users", type=int, default=1_000_000)
     writer.add_argument("--items", type=int, default=1_000_000)
     writer.add_argument("--interactions", type=int, default=100_000_000)
+    writer.add_argument("--timestamps", action="store_true", help="a timestamp column too")
     reader = commands.add_parser("read")
     reader.add_argument("dir", type=Path)
     reader.add_argument(
         "--mode",
-        choices=["streamed", "frames", "shard0of2", "strong-streamed", "strong-frames"],
+        choices=["streamed", "frames", "shard0of2"]
+        + [
+            f"{protocol}-{way}"
+            for protocol in ("strong", "random", "temporal", "leave-last-out")
+            for way in ("streamed", "frames")
+        ],
         required=True,
     )
     reader.add_argument("--out", type=Path, required=True)
@@ -135,7 +175,7 @@ def main() -> None:
     csv_writer.add_argument("dir", type=Path)
     args = parser.parse_args()
     if args.command == "write":
-        write(args.dir, args.users, args.items, args.interactions)
+        write(args.dir, args.users, args.items, args.interactions, args.timestamps)
         return
     if args.command == "write-csv":
         write_csv(args.dir)

@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--eval-batch", type=int, default=100, help="users scored at once")
     parser.add_argument("--export", action="store_true", help="export and time top-100")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-only", action="store_true", help="stop after the data phase")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -101,6 +102,9 @@ def main() -> None:
         train = split.train.matrix
     record["train"] = {"users": train.shape[0], "items": train.shape[1], "nnz": int(train.nnz)}
     print(record["train"], flush=True)
+    if args.data_only:
+        write_record(record, Path(args.out))
+        return
 
     keras.utils.set_random_seed(0)
     model = MultVAE(
@@ -149,7 +153,10 @@ def main() -> None:
         finally:
             shutil.rmtree(base, ignore_errors=True)
 
-    out = Path(args.out)
+    write_record(record, Path(args.out))
+
+
+def write_record(record: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")

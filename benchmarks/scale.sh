@@ -26,3 +26,6 @@ for size in "50000 100000 5000000" "100000 100000 5000000" "200000 100000 500000
   run "grid-${users}u-${items}i-${interactions}n" --users "$users" --items "$items" \
     --interactions "$interactions" --eval-users 5000 "${sampled[@]}"
 done
+# The data phase alone of the largest run, after `strong` of synthetic data stopped building a
+# frame of the pairs (2026-12-07, evening).
+run 1m-1m-100m-data --users 1000000 --items 1000000 --interactions 100000000 --data-only

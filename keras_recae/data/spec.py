@@ -168,7 +168,12 @@ def load_split(
                 "--data synthetic of a size needs --synthetic-users, --synthetic-items and "
                 "--synthetic-interactions"
             )
-        train_frame = _large_synthetic_frame(*sizes, seed=seed)
+        data = _large_synthetic(*sizes, seed=seed)
+        if (protocol or ("random" if explicit else "strong")) == "strong" and not spec.threshold:
+            # The matrix's entries as lines: no frame of the pairs (`split_strong_lines`).
+            check_protocol_flags(spec, "strong")
+            return _without_test(_split_strong_matrix(spec, data), read_test), None
+        train_frame = _as_frame(data)
     elif spec.data == "synthetic":
         train_frame = synthetic_frame(seed=seed, explicit=explicit)
     elif given_files:
@@ -403,17 +408,21 @@ def _load_timed(spec: DataSpec, protocol: str, explicit: bool, columns: dict, va
     return split, (None if full is None else interactions(full))
 
 
-def _large_synthetic_frame(n_users, n_items, n_interactions, seed):
-    """`synthetic_matrix` as the frame the protocols split (one row per interaction)."""
-    import numpy as np
-    import pandas as pd
-
+def _large_synthetic(n_users, n_items, n_interactions, seed) -> Interactions:
+    """`synthetic_matrix`, its errors as configuration errors."""
     from keras_recae.data.synthetic import synthetic_matrix
 
     try:
-        data = synthetic_matrix(n_users, n_items, n_interactions, seed=seed)
+        return synthetic_matrix(n_users, n_items, n_interactions, seed=seed)
     except ValueError as error:
         raise ConfigError(f"--data synthetic: {error}") from None
+
+
+def _as_frame(data: Interactions):
+    """The frame the protocols split: one row per entry of the matrix, no rating."""
+    import numpy as np
+    import pandas as pd
+
     matrix = data.matrix
     return pd.DataFrame(
         {
@@ -421,6 +430,30 @@ def _large_synthetic_frame(n_users, n_items, n_interactions, seed):
             "item": data.item_ids[matrix.indices],
         }
     )
+
+
+def _split_strong_matrix(spec: DataSpec, data: Interactions) -> Split:
+    """`strong` of a matrix's entries (values 1), taken as lines in row order: positions in
+    its sorted ids, 8 bytes a line; the split `split_strong` gives of the same pairs."""
+    import numpy as np
+
+    from keras_recae.data.protocols import split_strong_lines
+
+    matrix = data.matrix
+    users = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), np.diff(matrix.indptr))
+    heldout = spec.heldout_users
+    if heldout is None:
+        heldout = max(1, int(np.count_nonzero(np.diff(matrix.indptr))) // 10)
+    with as_config_error(spec):
+        return split_strong_lines(
+            users,
+            matrix.indices.astype(np.int32, copy=False),
+            None,
+            data.user_ids,
+            data.item_ids,
+            n_heldout_users=heldout,
+            threshold=None,
+        )
 
 
 def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fraction):

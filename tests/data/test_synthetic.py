@@ -4,7 +4,12 @@ import pytest
 
 from keras_recae.data.interactions import Interactions
 from keras_recae.data.protocols import split_strong
-from keras_recae.data.synthetic import _generate, synthetic_frame, synthetic_interactions
+from keras_recae.data.synthetic import (
+    _generate,
+    synthetic_frame,
+    synthetic_interactions,
+    synthetic_matrix,
+)
 
 
 def test_shape_ids_and_minimum_counts():
@@ -158,3 +163,34 @@ def test_synthetic_data_of_a_size_from_the_data_spec():
                 "synthetic", synthetic_users=100, synthetic_items=50, synthetic_interactions=10
             )
         )
+
+
+def test_the_strong_split_of_synthetic_data_is_the_split_of_its_pairs():
+    from keras_recae.data.spec import DataSpec, load_split
+
+    spec = DataSpec(
+        "synthetic",
+        heldout_users=200,
+        synthetic_users=2000,
+        synthetic_items=3000,
+        synthetic_interactions=20_000,
+    )
+    split, _ = load_split(spec)
+    # Split as the matrix's entries, without a frame; `split_strong` of them as a frame.
+    data = synthetic_matrix(2000, 3000, 20_000, seed=0)
+    matrix = data.matrix
+    # Users left with fewer than five items and items nobody drew are part of the check.
+    assert np.diff(matrix.indptr).min() < 5
+    assert np.bincount(matrix.indices, minlength=data.n_items).min() == 0
+    frame = pd.DataFrame(
+        {
+            "user": np.repeat(data.user_ids, np.diff(matrix.indptr)),
+            "item": data.item_ids[matrix.indices],
+        }
+    )
+    expected = split_strong(frame, n_heldout_users=200, threshold=None)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    for part in ("validation", "test"):
+        assert getattr(split, part).digest() == getattr(expected, part).digest()

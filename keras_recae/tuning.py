@@ -880,6 +880,11 @@ def write_outputs(study, config: TuneConfig) -> dict:
     space = study_space(config)
     run_params = {k: v for k, v in _decoded(best.params, space).items() if k in RUN_PARAMETERS}
     settings = {k: v for k, v in _decoded(best.params, space).items() if k not in RUN_PARAMETERS}
+    run = {**{name: getattr(config.run, name) for name in RUN_PARAMETERS}, **run_params}
+    if run["batch_size"] is None:
+        # The model sized the batch to the data: the winner's run names the size it trained
+        # with, so that `train --params` repeats it whatever the model's rule becomes.
+        run["batch_size"] = _trial_batch_size(study_dir, best)
     content = {
         "model": config.run.model,
         "study": study.study_name,
@@ -890,7 +895,7 @@ def write_outputs(study, config: TuneConfig) -> dict:
         "best_epoch": best.user_attrs.get("best_epoch"),
         "epochs_run": best.user_attrs.get("epochs_run"),
         "settings": {**config.run.settings, **settings},
-        "run": {**{name: getattr(config.run, name) for name in RUN_PARAMETERS}, **run_params},
+        "run": run,
         # How the trials chose their epochs, for reading the value; `with_best` uses `run`.
         "selection": {
             "epochs": config.run.epochs,
@@ -921,6 +926,15 @@ def _decoded(params: dict, space: dict) -> dict:
             value = json.loads(value)
         decoded[name] = value
     return decoded
+
+
+def _trial_batch_size(study_dir: Path, trial) -> int | None:
+    """The batch size a trial's run trained with (its `metrics.json`; None without it)."""
+    number = trial.user_attrs.get(RUN_NUMBER, trial.number)
+    path = study_dir / TRIALS_DIR / f"{number:05d}" / METRICS_FILE
+    if not path.is_file():
+        return None
+    return read_json(path).get("run", {}).get("batch_size")
 
 
 def _write_trials_csv(trials, path: Path) -> None:

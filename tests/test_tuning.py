@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pytest
 
-from keras_recae import cli, tuning
+from keras_recae import cli, models, tuning
 from keras_recae.data.spec import DataSpec
 from keras_recae.errors import ConfigError
 from keras_recae.models import CDAE, MultDAE, MultVAE
@@ -295,6 +295,18 @@ def test_best_json_round_trips_into_train_params(tmp_path, given_dir):
         "train", "cdae", "--data", given_dir, "--params", study_dir, "--out", tmp_path / "x"
     )
     assert code == 2 and "a study of mult-dae, not cdae" in stderr
+
+
+def test_best_json_names_the_batch_size_the_model_chose_for_its_data(tmp_path):
+    # Mult-DAE sizes its batches to the data when the run does not: the winner's size is
+    # recorded, so that `train --params` repeats the trial whatever the rule becomes.
+    run = RunConfig("mult-dae", DataSpec("synthetic"), settings=dict(TINY), epochs=1, verbose=0)
+    config = tuning.TuneConfig(run, str(tmp_path), space=dict(SPACE), trials=1, figures=False)
+    best = quiet_tune(config).best
+    trial = json.loads((tmp_path / "trials" / "00000" / "metrics.json").read_text())
+    users = trial["n_users"]
+    assert best["run"]["batch_size"] == trial["run"]["batch_size"]
+    assert best["run"]["batch_size"] == -(-users // models.MultDAE.min_updates_per_epoch)
 
 
 def test_a_study_in_a_database_storage(tmp_path):

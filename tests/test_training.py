@@ -219,8 +219,8 @@ def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
 
 
 @pytest.mark.parametrize("batch_size", [None, 7])
-def test_a_model_that_needs_updates_gets_batches_for_ten_a_pass(tmp_path, batch_size):
-    # Mult-VAE declares ten updates a pass: its 500-user batches shrink on small data.
+def test_a_model_that_needs_updates_gets_batches_for_them(tmp_path, batch_size):
+    # Mult-VAE declares fifty updates a pass: its 500-user batches shrink on small data.
     result = quiet_train(
         RunConfig(
             "mult-vae",
@@ -240,7 +240,7 @@ def test_a_model_that_needs_updates_gets_batches_for_ten_a_pass(tmp_path, batch_
 
 
 @pytest.mark.parametrize(
-    "n_rows, replicas, expected", [(95, 1, 10), (4840, 1, 484), (4840, 4, 484), (95, 4, 8)]
+    "n_rows, replicas, expected", [(95, 1, 2), (4840, 1, 97), (4840, 4, 96), (95, 4, 4)]
 )
 def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, expected):
     resolved = with_model_defaults(RunConfig("mult-vae"), n_rows=n_rows, replicas=replicas)

@@ -6,6 +6,7 @@ epoch, and the same command then finishes the run. It must end where a run never
 ends. A worker that does not see the chief's backup is refused before anything trains.
 """
 
+import csv
 import json
 import time
 
@@ -51,10 +52,10 @@ def kill_after_backup(workers, root, scratch, out, epochs: int = 2) -> int:
     return RunBackup.committed_epoch(out / BACKUP_DIR)
 
 
-def history_without_seconds(run) -> list[str]:
-    lines = (run / "history.csv").read_text().splitlines()
-    seconds = lines[0].split(",").index("seconds")
-    return [",".join(v for i, v in enumerate(line.split(",")) if i != seconds) for line in lines]
+def history_without_seconds(run) -> list[dict]:
+    with open(run / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in rows]
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +83,24 @@ def test_a_killed_run_resumes_to_the_run_never_killed(runs):
     root, epochs, _, _, outputs = runs
     whole, killed = root / "whole", root / "killed"
     assert f"resuming at epoch {epochs + 1}" in outputs[0]
-    assert history_without_seconds(killed) == history_without_seconds(whole)
+    # Two runs of two worker processes can differ in the last bits of a weight (seen: 2
+    # float32 ulps in 3% of one kernel's entries, on a machine busy with other jobs), so
+    # the comparison allows round-off; a resume from the wrong state differs by far more.
+    history = history_without_seconds(killed)
+    assert len(history) == EPOCHS
+    assert history == [
+        pytest.approx(row, rel=1e-5, nan_ok=True) for row in history_without_seconds(whole)
+    ]
     for part in ("validation", "test"):
-        assert (
-            json.loads((killed / "metrics.json").read_text())[part]
-            == json.loads((whole / "metrics.json").read_text())[part]
+        expected = json.loads((whole / "metrics.json").read_text())[part]
+        assert json.loads((killed / "metrics.json").read_text())[part] == pytest.approx(
+            expected, rel=1e-5
         )
     resumed = keras.saving.load_model(killed / "model.keras").get_weights()
     uninterrupted = keras.saving.load_model(whole / "model.keras").get_weights()
     assert len(resumed) == len(uninterrupted) > 0
     for a, b in zip(resumed, uninterrupted, strict=True):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not (killed / BACKUP_DIR).exists()
     # (TensorFlow's autograph leaves files of the killed processes there.)
     assert not list((root / "tmp").glob("keras-recae-*"))

@@ -32,3 +32,16 @@ train_tuned gowalla-tuned-popularity4096-sparse --set sampled_softmax=4096 --set
 # The sampled model at a rate of its own (twice the study's), row-sparse updates.
 train_tuned gowalla-tuned-popularity4096-sparse-lr4e-3 --set sampled_softmax=4096 \
   --set sparse_updates=true --lr 4e-3
+# At the study's later choice (trial 26), up to 50 epochs (70 for the last): popularity and
+# uniform proposals of 4,096 and 8,192 items, and a faster rate for the sampled model.
+tuned26=(--params "$here/studies/gowalla-mult-vae/best.json" --data "$data" --threads 1
+  --eval-every 2 --patience 3 --metrics recall@20,ndcg@20 --monitor ndcg@20)
+train_tuned26() {
+  local out="$runs/$1"; shift
+  [ -f "$out/metrics.json" ] || keras-recae train mult-vae "${tuned26[@]}" "$@" --out "$out"
+}
+train_tuned26 gowalla-tuned26-popularity4096 --epochs 50 --set sampled_softmax=4096
+train_tuned26 gowalla-tuned26-popularity8192 --epochs 50 --set sampled_softmax=8192
+train_tuned26 gowalla-tuned26-popularity4096-lr1.5e-3 --epochs 50 --set sampled_softmax=4096 --lr 1.5e-3
+train_tuned26 gowalla-tuned26-uniform4096 --epochs 50 --set sampled_softmax=4096 --set sampled_proposal=uniform
+train_tuned26 gowalla-tuned26-uniform8192 --epochs 70 --set sampled_softmax=8192 --set sampled_proposal=uniform

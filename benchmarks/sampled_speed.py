@@ -14,11 +14,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import time
 from pathlib import Path
+
+from scale import write_record  # benchmarks/ is the script's directory
 
 
 def variant_settings(name: str) -> dict:
@@ -79,12 +79,7 @@ def main() -> None:
         "cpu_seconds_per_epoch": {name: sum(v) / len(v) for name, v in cpu.items()},
         "cpu_seconds": cpu,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    temporary.replace(out)
-    print(json.dumps(record, indent=2))
+    write_record(record, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ def write_tables(directory, suffix):
     return paths
 
 
+def assert_same_split(split, expected):
+    """The same ids, train matrix and held-out users (each part non-empty)."""
+    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
+    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
+    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    for part in ("validation", "test"):
+        assert getattr(split, part).n_users > 0
+        assert getattr(split, part).digest() == getattr(expected, part).digest()
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 7 lines: ids of a user and a pair's two lines fall in different chunks."""
@@ -102,12 +112,7 @@ def test_a_streamed_strong_split_is_the_split_of_the_whole_frame(
     split, full = load_split(spec)
     assert full is None
     expected = split_strong(read_ratings(str(path)), n_heldout_users=8, threshold=threshold or 3.5)
-    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
-    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
-    assert (split.train.matrix != expected.train.matrix).nnz == 0
-    for part in ("validation", "test"):
-        assert getattr(split, part).n_users > 0
-        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    assert_same_split(split, expected)
     # The ids are the file's: strings and integers in one string vocabulary.
     assert {"u3", "1"} <= set(split.train.user_ids) | set(split.test.user_ids)
 
@@ -126,12 +131,7 @@ def test_a_streamed_random_split_is_the_split_of_the_whole_frame(
         # An implicit model keeps the lines rated above 3.5, as 1.0.
         frame = frame[frame["rating"] > 3.5].assign(rating=1.0)
     expected = split_random(frame, test_fraction=0.1, validation_fraction=0.2, seed=5)
-    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
-    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
-    assert (split.train.matrix != expected.train.matrix).nnz == 0
-    for part in ("validation", "test"):
-        assert getattr(split, part).n_users > 0
-        assert getattr(split, part).digest() == getattr(expected, part).digest()
+    assert_same_split(split, expected)
     values = set(np.unique(split.train.matrix.data))
     assert values == ({1.0} if not explicit else {1, 2, 3, 4, 5})
 
@@ -164,14 +164,9 @@ def test_a_streamed_time_split_is_the_split_of_the_whole_frame(
         )
     else:
         expected, expected_full = split_leave_last_out(whole, n=1, threshold=threshold)
-    np.testing.assert_array_equal(split.item_ids, expected.item_ids)
-    np.testing.assert_array_equal(split.train.user_ids, expected.train.user_ids)
-    assert (split.train.matrix != expected.train.matrix).nnz == 0
+    assert_same_split(split, expected)
     np.testing.assert_array_equal(full.user_ids, expected_full.user_ids)
     assert (full.matrix != expected_full.matrix).nnz == 0
-    for part in ("validation", "test"):
-        assert getattr(split, part).n_users > 0
-        assert getattr(split, part).digest() == getattr(expected, part).digest()
     assert {"u4", "1"} <= set(split.train.user_ids)
 
 

@@ -38,6 +38,24 @@ def write_tables(directory, suffix):
     return paths
 
 
+def write_log(path, seed, users, items, lines, every, timestamps=False):
+    """A CSV or Parquet log (by `path`'s suffix): user ids of both kinds (every `every`-th
+    user a string), ratings 1-5, optionally timestamps with ties; pairs given twice."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, users, lines)
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{u}" if u % every == 0 else str(u) for u in user],
+            "item": rng.integers(0, items, lines),
+            "rating": rng.integers(1, 6, lines).astype(float),
+        }
+    )
+    if timestamps:
+        frame["timestamp"] = rng.integers(0, 300, lines) * 1000
+    frame.to_csv(path, index=False) if path.suffix == ".csv" else frame.to_parquet(path)
+    return path
+
+
 def assert_same_split(split, expected):
     """The same ids, train matrix and held-out users (each part non-empty)."""
     np.testing.assert_array_equal(split.item_ids, expected.item_ids)
@@ -97,17 +115,7 @@ def test_a_streamed_strong_split_is_the_split_of_the_whole_frame(
     tmp_path, small_chunks, suffix, threshold
 ):
     # Users of both kinds of ids (chunks of integers only, and of strings), pairs twice.
-    rng = np.random.default_rng(4)
-    users = rng.integers(0, 60, 1500)
-    frame = pd.DataFrame(
-        {
-            "user": [f"u{u}" if u % 3 == 0 else str(u) for u in users],
-            "item": rng.integers(0, 50, 1500),
-            "rating": rng.integers(1, 6, 1500).astype(float),
-        }
-    )
-    path = tmp_path / f"ratings.{suffix}"
-    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+    path = write_log(tmp_path / f"ratings.{suffix}", 4, users=60, items=50, lines=1500, every=3)
     spec = DataSpec(str(path), protocol="strong", heldout_users=8, threshold=threshold)
     split, full = load_split(spec)
     assert full is None
@@ -143,18 +151,9 @@ def test_a_streamed_time_split_is_the_split_of_the_whole_frame(
     tmp_path, small_chunks, suffix, protocol, explicit
 ):
     # Ids of both kinds, timestamps with ties and out of file order, pairs given twice.
-    rng = np.random.default_rng(6)
-    users = rng.integers(0, 40, 1200)
-    frame = pd.DataFrame(
-        {
-            "user": [f"u{u}" if u % 4 == 0 else str(u) for u in users],
-            "item": rng.integers(0, 60, 1200),
-            "rating": rng.integers(1, 6, 1200).astype(float),
-            "timestamp": rng.integers(0, 300, 1200) * 1000,
-        }
+    path = write_log(
+        tmp_path / f"log.{suffix}", 6, users=40, items=60, lines=1200, every=4, timestamps=True
     )
-    path = tmp_path / f"log.{suffix}"
-    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
     split, full = load_split(DataSpec(str(path), protocol=protocol), explicit=explicit)
     whole = read_ratings(str(path))
     threshold = None if explicit else 3.5

@@ -35,7 +35,10 @@ def command(args, limit_bytes=None):
     )
 
 
-TRAIN = ["train", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[8]", "--epochs", "2"]
+TRAIN = [
+    "train", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[8]", "--epochs", "2",
+    "--batch-size", "200",
+]  # fmt: skip
 
 
 def test_training_without_room_says_so_and_resumes_once_there_is_room(tmp_path):
@@ -92,7 +95,8 @@ def test_out_of_space_errors_are_recognised_through_their_causes(error, expected
 def test_a_study_cut_short_by_a_full_disk_goes_on_once_there_is_room(tmp_path):
     study = tmp_path / "study"
     tune = ["tune", "mult-dae", "--data", "synthetic", "--set", "hidden_dims=[8]", "--epochs",
-            "1", "--trials", "1", "--no-figures", "--study", study]  # fmt: skip
+            "1", "--batch-size", "200", "--trials", "1", "--no-figures",
+            "--study", study]  # fmt: skip
     full = command(tune, limit_bytes=300)
     assert full.returncode == 1 and "no room to write" in full.stderr
     assert not (study / "study.journal").read_bytes().endswith(b"\n")  # a record cut short

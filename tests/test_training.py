@@ -215,7 +215,9 @@ def test_the_learning_rate_is_the_models_unless_the_run_gives_one(tmp_path, lr):
     expected = models.CDAE.default_lr if lr is None else lr
     assert float(result.model.optimizer.learning_rate) == pytest.approx(expected)
     assert result.summary["run"]["lr"] == pytest.approx(expected)
-    assert result.summary["run"]["batch_size"] == models.CDAE.default_batch_size
+    # CDAE declares fifty updates a pass too: its batch is sized to the training users.
+    users = result.summary["n_users"]
+    assert result.summary["run"]["batch_size"] == -(-users // models.CDAE.min_updates_per_epoch)
 
 
 @pytest.mark.parametrize("batch_size", [None, 7])
@@ -246,7 +248,8 @@ def test_the_data_sized_batch_is_a_multiple_of_the_replicas(n_rows, replicas, ex
     resolved = with_model_defaults(RunConfig("mult-vae"), n_rows=n_rows, replicas=replicas)
     assert resolved.batch_size == expected and resolved.batch_size % replicas == 0
     assert with_model_defaults(RunConfig("mult-vae")).batch_size is None
-    assert with_model_defaults(RunConfig("cdae"), n_rows=n_rows).batch_size == 500
+    # A model with no rule keeps its own batch whatever the data.
+    assert with_model_defaults(RunConfig("rec-vae"), n_rows=n_rows).batch_size == 500
 
 
 def test_tensorboard_logs_the_loss_parts_the_learning_rate_and_the_validation_metrics(tmp_path):

@@ -55,7 +55,7 @@ for spec in ${specs[*]}; do
     rec-vae) extra=(--lr 5e-4 --set gamma=0.005) ;;
     cdae) extra=(--lr 1e-2 --set hidden_dim=50) ;;
     autoencoder) extra=(--lr 1e-3 --set "hidden_dims=[600,200]" --set dropout=0.5 --set loss=multinomial) ;;
-    denoising-autoencoder) extra=(--set corruption=0.2 --set loss=multinomial) ;;
+    denoising-autoencoder) extra=(--lr 1e-3 --set "hidden_dims=[600,200]" --set corruption=0.2 --set loss=multinomial) ;;
   esac
   keras-recae train "$model" "${common[@]}" "${extra[@]}" "${variant[@]}" \
     --epochs "${EPOCHS:-100}" --eval-every 5 --monitor ndcg@20 --patience 4 "${retrain[@]}" \

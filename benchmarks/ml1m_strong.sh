@@ -28,8 +28,8 @@ train ml1m-strong-mult-dae mult-dae --epochs 200 --lr 1e-3 --batch-size 500 --se
 # RecVAE with the paper's learning rate (5e-4); an epoch is 3 encoder passes and 1 decoder pass.
 train ml1m-strong-rec-vae rec-vae --epochs 100 --lr 5e-4 --patience 10 --set gamma=0.005
 # CDAE learns slowly at 1e-3 (NDCG@100 0.30 after 20 epochs against 0.38 at 1e-2).
-train ml1m-strong-cdae cdae --epochs 200 --lr 1e-2 --patience 20 --set hidden_dim=50
-train ml1m-strong-autoencoder autoencoder --epochs 200 --patience 20 --lr 1e-3 \
+train ml1m-strong-cdae cdae --epochs 200 --lr 1e-2 --batch-size 500 --patience 20 --set hidden_dim=50
+train ml1m-strong-autoencoder autoencoder --epochs 200 --patience 20 --lr 1e-3 --batch-size 500 \
   --set 'hidden_dims=[600,200]' --set dropout=0.5 --set loss=multinomial
 train ml1m-strong-denoising-autoencoder denoising-autoencoder --epochs 200 --patience 20 \
-  --set corruption=0.2 --set loss=multinomial
+  --lr 1e-3 --batch-size 500 --set 'hidden_dims=[600,200]' --set corruption=0.2 --set loss=multinomial

@@ -23,3 +23,8 @@ train tuned-uniform1000 --epochs 200 --patience 6 --params "$best" --set sampled
 train defaults-popularity1000-sparse --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true
 train defaults-popularity1000-sparse-lr1e-2 --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true --lr 1e-2
 train defaults-popularity1000-sparse-lr3e-2 --epochs 20 --set sampled_softmax=1000 --set sparse_updates=true --lr 3e-2
+# The study's later winner (trial 45, lr 1.96e-3, batches of 484): the full softmax and a uniform
+# sample of 1,000 and 2,000 items, each to early stopping with the same flags.
+train tuned45-full --epochs 200 --patience 6 --params "$best"
+train tuned45-uniform1000 --epochs 200 --patience 6 --params "$best" --set sampled_softmax=1000 --set sampled_proposal=uniform
+train tuned45-uniform2000 --epochs 200 --patience 6 --params "$best" --set sampled_softmax=2000 --set sampled_proposal=uniform

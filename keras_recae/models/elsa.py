@@ -183,32 +183,47 @@ class ELSA(LossPartsTraining, Recommender):
             kept_inputs = row_sums(inputs, kept.values * values)
             kept_squares = row_sums(kept, keras.ops.square(kept.values))
             code_products = keras.ops.sum(codes * sparse_matmul(inputs, factors), axis=1)
-        if self.output_is_cheaper(inputs.shape[0], factors.shape[0]):
+
+        def from_output():
             outputs = self.reconstruction(kept, codes, factors)
-            output_squares = keras.ops.sum(keras.ops.square(outputs), axis=1)
-        else:
+            return keras.ops.sum(keras.ops.square(outputs), axis=1)
+
+        def from_gram():
             gram = keras.ops.matmul(keras.ops.transpose(factors), factors)
-            output_squares = (
+            return (
                 keras.ops.sum(keras.ops.matmul(codes, gram) * codes, axis=1)
                 - 2.0 * code_squares
                 + kept_squares
             )
+
+        if inputs.shape[0] is not None:
+            cheaper = self.output_is_cheaper(inputs.shape[0], factors.shape[0])
+            output_squares = from_output() if cheaper else from_gram()
+        else:
+            # A pipeline's batches have no static size: the choice is made per batch, or the
+            # Gram matrix (`n_items x rank^2`) would be formed at every rank.
+            cheaper = self.output_is_cheaper(inputs.dense_shape[0], factors.shape[0])
+            output_squares = tf.cond(cheaper, from_output, from_gram)
         cosine = (code_products - kept_inputs) / keras.ops.maximum(
             keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
         )
         distance = 2.0 - 2.0 * cosine
         return {"loss": replica_mean(distance, input_squares > 0)}
 
-    def output_is_cheaper(self, batch_size: int | None, n_items: int) -> bool:
+    def output_is_cheaper(self, batch_size, n_items: int):
         """Whether `|y|^2` costs less from the `[batch, n_items]` output than from `A_n^T A_n`.
 
         The output takes `batch x n_items x rank` operations, the Gram matrix
         `n_items x rank^2`: the output wins for batches smaller than the rank, as long as it
-        stays under `_OUTPUT_LIMIT` floats. Both give the same loss.
+        stays under `_OUTPUT_LIMIT` floats. Both give the same loss. `batch_size` is an int
+        (a bool is returned) or a scalar tensor, a batch's size known when the step runs (a
+        boolean tensor is returned).
         """
-        if batch_size is None:
-            return False
-        return batch_size < self.rank and batch_size * n_items <= _OUTPUT_LIMIT
+        if not tf.is_tensor(batch_size):
+            return batch_size < self.rank and batch_size * n_items <= _OUTPUT_LIMIT
+        # A batch size known only when the step runs (a scalar tensor): a boolean tensor.
+        batch_size = tf.cast(batch_size, "int64")
+        return tf.logical_and(batch_size < self.rank, batch_size * n_items <= _OUTPUT_LIMIT)
 
     def get_config(self):
         config = super().get_config()

@@ -59,8 +59,17 @@ def test_loss_is_the_distance_of_the_normalised_output_and_input(data, rank):
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
     expected = np.sum((unit(output[users]) - unit(matrix[users])) ** 2, axis=1).mean()
-    loss = model.loss_parts(to_sparse_tensor(sp.csr_matrix(matrix)), training=True)["loss"]
+    batch = to_sparse_tensor(sp.csr_matrix(matrix))
+    loss = model.loss_parts(batch, training=True)["loss"]
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    # A pipeline's batches have no static size: the same path is chosen when the step runs.
+    assert bool(model.output_is_cheaper(tf.constant(25), data.n_items)) == (rank > 25)
+    spec = tf.SparseTensorSpec([None, data.n_items], tf.float32)
+    step = tf.function(lambda x: model.loss_parts(x, training=True)["loss"], input_signature=[spec])
+    np.testing.assert_allclose(float(step(batch)), expected, rtol=1e-5)
+    # ... and not fixed at tracing, when the Gram path would be taken at every rank.
+    graph = step.get_concrete_function().graph
+    assert {"If", "StatelessIf"} & {op.type for op in graph.get_operations()}
 
 
 def test_fit_lowers_the_loss(data):

@@ -48,13 +48,19 @@ def main() -> None:
     from keras_recae.data.spec import DataSpec, load_split
     from keras_recae.models import registry
     from keras_recae.optimizers import FusedAdam
+    from keras_recae.training import RunConfig, with_model_defaults
     from keras_recae.tuning import read_best
 
     best = read_best(args.params)
     split, _ = load_split(DataSpec(args.data), read_test=False)
     train = split.train.matrix
     cls = registry.model_class(best["model"])
-    lr, batch_size = best["run"]["lr"], best["run"]["batch_size"] or cls.default_batch_size
+    # The rate and batch `train --params` would use (the batch by the model's rule if unnamed).
+    run = with_model_defaults(
+        RunConfig(best["model"], lr=best["run"]["lr"], batch_size=best["run"].get("batch_size")),
+        n_rows=train.shape[0],
+    )
+    lr, batch_size = run.lr, run.batch_size
     models = {}
     for name in args.variants.split(","):
         keras.utils.set_random_seed(0)

@@ -367,8 +367,8 @@ def add_data_arguments(parser, required: bool) -> None:
         "--batch-size",
         type=_batch_size,
         help="rows per batch: users, or items for the item-based AutoRec (default: the "
-        "model's, 500 for most; Mult-VAE's, Mult-DAE's and the autoencoders' shrink to give at "
-        "least 50 updates a pass); "
+        "model's, 500 for most; Mult-VAE's, Mult-DAE's, CDAE's and the autoencoders' shrink to "
+        "give at least 50 updates a pass); "
         "train: 0 trains on full batches, all rows at once (evaluation goes 500 at a time)",
     )
     parser.add_argument("--threads", type=_count, help="CPU threads for TensorFlow and BLAS")

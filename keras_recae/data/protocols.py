@@ -13,9 +13,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from keras_recae.data.ids import parse_ids
-from keras_recae.data.interactions import Interactions
+from keras_recae.data.interactions import Interactions, lookup
 from keras_recae.data.split import EvalSet, Split
-from keras_recae.data.streaming import vocabulary
+from keras_recae.data.streaming import TimedLines, vocabulary
 
 # vae_cf holds out targets only for users with at least this many rows, whatever the
 # filtering threshold was.
@@ -399,8 +399,25 @@ def split_temporal(
     split, full_train = split_temporal(read_ratings("ml-100k/u.data"), cut="1998-03-01")
     ```
     """
-    frame = _timed(frame, threshold, "temporal")
-    times = frame["timestamp"].to_numpy(np.int64)
+    return split_temporal_lines(
+        _frame_lines(frame, "temporal"),
+        cut=cut,
+        validation_fraction=validation_fraction,
+        threshold=threshold,
+    )
+
+
+def split_temporal_lines(
+    lines: TimedLines,
+    *,
+    cut: float | str = 0.8,
+    validation_fraction: float = 0.1,
+    threshold: float | None = None,
+) -> tuple[Split, Interactions]:
+    """`split_temporal` of a log's lines as positions in its sorted vocabularies (what a
+    streamed file gives, `streaming.timed_lines`): the same split, computed on arrays of a
+    few bytes a line instead of frames of the ids."""
+    users, items, ratings, times = _kept_lines(lines, threshold, "temporal")
     test_cut = _cut_time(times, cut, "cut")
     before = times < test_cut
     if not before.any() or before.all():
@@ -408,28 +425,18 @@ def split_temporal(
             f"The cut {cut!r} leaves no interaction on one side: the timestamps run from "
             f"{_date(times.min())} to {_date(times.max())}."
         )
-    train_frame = frame[before]
     validation_cut = None
     if validation_fraction:
         _check_fraction("validation_fraction", validation_fraction, allow_zero=True)
         validation_cut = _cut_time(times[before], 1.0 - validation_fraction, "validation cut")
-    selection = (
-        train_frame
-        if validation_cut is None
-        else train_frame[train_frame["timestamp"].to_numpy(np.int64) < validation_cut]
-    )
-    user_ids = np.unique(parse_ids(train_frame["user"].to_numpy()))
-    item_ids = np.unique(parse_ids(train_frame["item"].to_numpy()))
-    full = Interactions.from_frame(train_frame, user_ids=user_ids, item_ids=item_ids)
-    fit = Interactions.from_frame(selection, user_ids=user_ids, item_ids=item_ids)
-    test_set = _later_targets(full, frame[~before], item_ids)
+    part = _TrainPart(lines, users, items, ratings, before)
+    fit = full = part.interactions(before)
     validation = None
     if validation_cut is not None:
-        validation = _later_targets(
-            fit,
-            train_frame[train_frame["timestamp"].to_numpy(np.int64) >= validation_cut],
-            item_ids,
-        )
+        later = times >= validation_cut
+        fit = part.interactions(before & ~later)
+        validation = part.later_targets(fit, before & later)
+    test_set = part.later_targets(full, ~before)
     return Split(fit, validation, test_set, "temporal"), full
 
 
@@ -471,29 +478,31 @@ def split_leave_last_out(
     split, full_train = split_leave_last_out(read_ratings("ml-100k/u.data"), n=1)
     ```
     """
+    return split_leave_last_out_lines(
+        _frame_lines(frame, "leave-last-out"), n=n, validation=validation, threshold=threshold
+    )
+
+
+def split_leave_last_out_lines(
+    lines: TimedLines,
+    *,
+    n: int = 1,
+    validation: bool = True,
+    threshold: float | None = None,
+) -> tuple[Split, Interactions]:
+    """`split_leave_last_out` of a log's lines as positions in its sorted vocabularies
+    (`streaming.timed_lines`): the same split, on arrays of a few bytes a line."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"`n` should be a positive integer. Received: n={n!r}")
-    frame = _timed(frame, threshold, "leave-last-out").reset_index(drop=True)
-    users = parse_ids(frame["user"].to_numpy())
-    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(np.int64), users))
-    sorted_users = users[order]
-    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
-    counts = np.diff(np.r_[starts, len(order)])
-    # Position of each row from its user's end: 0 is the last.
-    from_end = np.empty(len(order), dtype=np.int64)
-    from_end[order] = np.repeat(starts + counts, counts) - 1 - np.arange(len(order))
-    count = np.empty(len(order), dtype=np.int64)
-    count[order] = np.repeat(counts, counts)
+    users, items, ratings, times = _kept_lines(lines, threshold, "leave-last-out")
+    from_end, count = _places_from_end(users, times, len(lines.user_ids))
     is_test = (from_end < n) & (count > n)
-    is_validation = validation & (from_end >= n) & (from_end < 2 * n) & (count > 2 * n)
-    train_frame = frame[~is_test]
-    user_ids = np.unique(parse_ids(train_frame["user"].to_numpy()))
-    item_ids = np.unique(parse_ids(train_frame["item"].to_numpy()))
-    full = Interactions.from_frame(train_frame, user_ids=user_ids, item_ids=item_ids)
-    fit = Interactions.from_frame(
-        frame[~is_test & ~is_validation], user_ids=user_ids, item_ids=item_ids
-    )
-    test_set = _later_targets(full, frame[is_test], item_ids)
+    is_validation = (from_end >= n) & (from_end < 2 * n) & (count > 2 * n) & validation
+    del from_end, count
+    part = _TrainPart(lines, users, items, ratings, ~is_test)
+    full = part.interactions(~is_test)
+    fit = part.interactions(~is_test & ~is_validation)
+    test_set = part.later_targets(full, is_test)
     validation_set = None
     if validation:
         if not is_validation.any():
@@ -501,24 +510,124 @@ def split_leave_last_out(
                 f"No user has more than {2 * n} interactions: there is nothing to hold out "
                 "for validation. Pass validation=False (--validation-fraction 0)."
             )
-        validation_set = _later_targets(fit, frame[is_validation], item_ids)
+        validation_set = part.later_targets(fit, is_validation)
     return Split(fit, validation_set, test_set, "leave-last-out"), full
 
 
-def _timed(frame: pd.DataFrame, threshold: float | None, protocol: str) -> pd.DataFrame:
-    """The rows of a time-based protocol: timestamps checked, binarised above `threshold`."""
+def _places_from_end(users: np.ndarray, times: np.ndarray, n_users: int) -> tuple:
+    """Each line's place among its user's lines counted from the last by time (0: the
+    last; lines of one time in file order), and its user's number of lines."""
+    # Stable sorts: by time, then by user, so a user's lines of one time keep file order.
+    order = np.argsort(times, kind="stable")
+    order = order[np.argsort(users[order], kind="stable")]
+    counts = np.bincount(users, minlength=n_users)
+    ends = np.cumsum(counts)
+    from_end = np.empty(len(users), dtype=np.int32)
+    from_end[order] = ends[users[order]] - 1 - np.arange(len(users))
+    return from_end, counts.astype(np.int32)[users]
+
+
+def _frame_lines(frame: pd.DataFrame, protocol: str) -> TimedLines:
+    """A frame's rows, in order, as the lines the time-based protocols split."""
     if "timestamp" not in frame:
-        raise ValueError(
-            f"--protocol {protocol} orders interactions by time, and this data has no "
-            "timestamps (a `timestamp` column, or the fourth field of MovieLens files)."
-        )
+        raise ValueError(_untimed(protocol))
+    users = parse_ids(frame["user"].to_numpy())
+    items = parse_ids(frame["item"].to_numpy())
+    user_ids, item_ids = vocabulary([users]), vocabulary([items])
+    return TimedLines(
+        users=lookup(user_ids, users).astype(np.int32),
+        items=lookup(item_ids, items).astype(np.int32),
+        ratings=frame["rating"].to_numpy(np.float32) if "rating" in frame else None,
+        times=frame["timestamp"].to_numpy(np.int64),
+        user_ids=user_ids,
+        item_ids=item_ids,
+    )
+
+
+def _untimed(protocol: str) -> str:
+    return (
+        f"--protocol {protocol} orders interactions by time, and this data has no "
+        "timestamps (a `timestamp` column, or the fourth field of MovieLens files)."
+    )
+
+
+def _kept_lines(lines: TimedLines, threshold: float | None, protocol: str) -> tuple:
+    """The lines a time-based protocol splits: `(users, items, ratings, times)`, those rated
+    above `threshold` when given (their ratings None: each is 1.0)."""
+    if lines.times is None:
+        raise ValueError(_untimed(protocol))
+    users, items, ratings, times = lines.users, lines.items, lines.ratings, lines.times
     if threshold is not None:
-        if "rating" not in frame:
-            raise ValueError("The frame has no `rating` column to binarize.")
-        frame = frame.loc[frame["rating"] > threshold].assign(rating=np.float32(1.0))
-    if frame.empty:
+        if ratings is None:
+            raise ValueError("The data has no ratings to binarize.")
+        keep = ratings > threshold
+        users, items, ratings, times = users[keep], items[keep], None, times[keep]
+    if len(users) == 0:
         raise ValueError(f"No interaction is left to split (threshold {threshold}).")
-    return frame
+    return users, items, ratings, times
+
+
+class _TrainPart:
+    """The users and items of a time-based split's train lines, and the matrices and
+    evaluation sets of chosen lines over them."""
+
+    def __init__(self, lines: TimedLines, users, items, ratings, train: np.ndarray):
+        user_positions = np.flatnonzero(np.bincount(users[train], minlength=len(lines.user_ids)))
+        item_positions = np.flatnonzero(np.bincount(items[train], minlength=len(lines.item_ids)))
+        self.user_ids = lines.user_ids[user_positions]
+        self.item_ids = lines.item_ids[item_positions]
+        # Each line's row and column over them (-1: a user or item outside the train lines).
+        self.rows = _places(user_positions, len(lines.user_ids))[users]
+        self.columns = _places(item_positions, len(lines.item_ids))[items]
+        self.ratings = ratings
+
+    def _last_of_each_pair(self, lines: np.ndarray) -> tuple:
+        """`(rows, columns, values)` of the chosen lines (indices, in file order), a
+        repeated pair keeping its last line."""
+        rows, columns = self.rows[lines], self.columns[lines]
+        key = rows.astype(np.int64) * len(self.item_ids) + columns
+        _, last = np.unique(key[::-1], return_index=True)
+        last = len(key) - 1 - last
+        if self.ratings is None:
+            return rows[last], columns[last], np.ones(len(last), np.float32)
+        return rows[last], columns[last], self.ratings[lines[last]]
+
+    def interactions(self, chosen: np.ndarray) -> Interactions:
+        """The matrix of the chosen lines (a mask of train lines)."""
+        rows, columns, values = self._last_of_each_pair(np.flatnonzero(chosen))
+        matrix = sp.csr_matrix(
+            (values, (rows, columns)), shape=(len(self.user_ids), len(self.item_ids))
+        )
+        return Interactions(matrix, self.user_ids, self.item_ids)
+
+    def later_targets(self, history: Interactions, chosen: np.ndarray) -> EvalSet:
+        """The users of `history` with chosen lines: their history as input, those lines
+        as targets (items outside the train items counted in `extra_targets`, items already
+        in the input dropped, a repeated pair keeping its last rating)."""
+        lines = np.flatnonzero(chosen & (self.rows >= 0))
+        unknown_item = self.columns[lines] < 0
+        extra = np.bincount(self.rows[lines[unknown_item]], minlength=history.n_users)
+        rows, columns, values = self._last_of_each_pair(lines[~unknown_item])
+        inputs = history.matrix
+        new = np.asarray(inputs[rows, columns]).ravel() == 0
+        targets = sp.csr_matrix(
+            (values[new], (rows[new], columns[new])), shape=inputs.shape, dtype=np.float32
+        )
+        evaluated = np.flatnonzero((np.diff(targets.indptr) + extra) > 0)
+        return EvalSet(
+            inputs[evaluated],
+            targets[evaluated],
+            history.user_ids[evaluated],
+            extra[evaluated].astype(np.int64),
+        )
+
+
+def _places(positions: np.ndarray, size: int) -> np.ndarray:
+    """The place of each of `size` vocabulary positions among sorted `positions`, -1 if
+    absent."""
+    places = np.full(size, -1, dtype=np.int32)
+    places[positions] = np.arange(len(positions), dtype=np.int32)
+    return places
 
 
 def _check_fraction(name: str, value: float, allow_zero: bool = False) -> None:
@@ -536,10 +645,9 @@ def _cut_time(times: np.ndarray, cut: float | str, name: str) -> int:
         except ValueError:
             return _parse_time(cut, name)
     _check_fraction(name, cut)
-    ordered = np.sort(times)
     # The share `cut` of the interactions, the earliest, falls before the cut.
-    position = min(max(int(round(cut * len(ordered))), 1), len(ordered) - 1)
-    return int(ordered[position])
+    position = min(max(int(round(cut * len(times))), 1), len(times) - 1)
+    return int(np.partition(times, position)[position])
 
 
 def _parse_time(text: str, name: str) -> int:
@@ -559,37 +667,6 @@ def _parse_time(text: str, name: str) -> int:
 
 def _date(seconds) -> str:
     return pd.Timestamp(int(seconds), unit="s", tz="UTC").isoformat()
-
-
-def _later_targets(history: Interactions, later: pd.DataFrame, item_ids: np.ndarray) -> EvalSet:
-    """The users of `history` with rows in `later`: their history as input, `later` as
-    targets (items outside `item_ids` counted in `extra_targets`, items already in the
-    input dropped, a repeated pair keeping its last rating)."""
-    users = parse_ids(later["user"].to_numpy())
-    items = parse_ids(later["item"].to_numpy())
-    rows = history.user_index(users)
-    known_user = rows >= 0
-    reference = Interactions(sp.csr_matrix((0, len(item_ids))), [], item_ids)
-    columns = np.full(len(items), -1, dtype=np.int64)
-    columns[known_user] = reference.item_index(items[known_user])
-    n_users = history.n_users
-    unknown_item = known_user & (columns < 0)
-    extra = np.bincount(rows[unknown_item], minlength=n_users).astype(np.int64)
-    ratings = later["rating"].to_numpy(np.float32) if "rating" in later else None
-    pairs = pd.DataFrame({"row": rows, "column": columns})
-    pairs["rating"] = np.float32(1.0) if ratings is None else ratings
-    pairs = pairs[known_user & (columns >= 0)].drop_duplicates(["row", "column"], keep="last")
-    inputs = history.matrix
-    in_input = np.asarray(inputs[pairs["row"].to_numpy(), pairs["column"].to_numpy()]).ravel()
-    pairs = pairs[in_input == 0]
-    targets = sp.csr_matrix(
-        (pairs["rating"].to_numpy(np.float32), (pairs["row"], pairs["column"])),
-        shape=(n_users, len(item_ids)),
-    )
-    evaluated = np.flatnonzero((np.diff(targets.indptr) + extra) > 0)
-    return EvalSet(
-        inputs[evaluated], targets[evaluated], history.user_ids[evaluated], extra[evaluated]
-    )
 
 
 def _given_matrices(

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from keras_recae.data.interactions import Interactions
-from keras_recae.data.split import EvalSet, Split
+from keras_recae.data.split import Split
 from keras_recae.errors import ConfigError
 
 PROTOCOLS = ("given", "strong", "random", "temporal", "leave-last-out")
@@ -188,7 +188,7 @@ def load_split(
         check_protocol_flags(spec, "strong")
         return _without_test(_load_strong(spec, explicit, columns), read_test), None
     elif protocol in ("temporal", "leave-last-out"):
-        # Streamed by chunks into a frame of positions and timestamps, 20 bytes a line.
+        # Streamed by chunks into arrays of positions and timestamps, 20 bytes a line.
         check_protocol_flags(spec, protocol)
         split, full = _load_timed(spec, protocol, explicit, columns, validation_fraction)
         return _without_test(split, read_test), full
@@ -385,27 +385,15 @@ def _load_random(spec: DataSpec, explicit: bool, columns: dict, validation_fract
 
 
 def _load_timed(spec: DataSpec, protocol: str, explicit: bool, columns: dict, validation_fraction):
-    """A time-based split of a ratings file read by chunks (`streaming.timed_lines`): the
-    protocol splits the lines' positions, which are then put back to the ids."""
+    """A time-based split of a ratings file read by chunks into its lines' positions
+    (`streaming.timed_lines`), which the protocol splits."""
     from keras_recae.data.streaming import StreamedFile, timed_lines
 
     file = StreamedFile.read(spec.data, spec.format, timestamps=True, **columns)
     threshold = implicit_threshold(spec, explicit, file.has_ratings, file.max_rating)
-    lines, user_ids, item_ids = timed_lines(file)
-    split, full = _split_by_time(spec, protocol, lines, threshold, explicit, validation_fraction)
-
-    def interactions(part: Interactions) -> Interactions:
-        return Interactions(part.matrix, user_ids[part.user_ids], item_ids[part.item_ids])
-
-    def eval_set(part: EvalSet | None) -> EvalSet | None:
-        if part is None:
-            return None
-        return dataclasses.replace(part, user_ids=user_ids[part.user_ids])
-
-    split = Split(
-        interactions(split.train), eval_set(split.validation), eval_set(split.test), protocol
+    return _split_by_time(
+        spec, protocol, timed_lines(file), threshold, explicit, validation_fraction
     )
-    return split, (None if full is None else interactions(full))
 
 
 def _large_synthetic(n_users, n_items, n_interactions, seed) -> Interactions:
@@ -456,22 +444,29 @@ def _split_strong_matrix(spec: DataSpec, data: Interactions) -> Split:
         )
 
 
-def _split_by_time(spec, protocol, frame, threshold, explicit, validation_fraction):
-    """`temporal` and `leave-last-out`, with their errors as configuration errors."""
-    from keras_recae.data.protocols import split_leave_last_out, split_temporal
+def _split_by_time(spec, protocol, data, threshold, explicit, validation_fraction):
+    """`temporal` and `leave-last-out` of a frame or of a streamed file's lines
+    (`streaming.TimedLines`), with their errors as configuration errors."""
+    from keras_recae.data import protocols
+    from keras_recae.data.streaming import TimedLines
 
+    streamed = isinstance(data, TimedLines)
     binarize = None if explicit else threshold
     with as_config_error(spec):
         if protocol == "temporal":
-            split, full = split_temporal(
-                frame,
+            split_by_cut = protocols.split_temporal_lines if streamed else protocols.split_temporal
+            split, full = split_by_cut(
+                data,
                 cut=spec.time_cut if spec.time_cut is not None else 0.8,
                 validation_fraction=validation_fraction,
                 threshold=binarize,
             )
         else:
-            split, full = split_leave_last_out(
-                frame,
+            split_last = (
+                protocols.split_leave_last_out_lines if streamed else protocols.split_leave_last_out
+            )
+            split, full = split_last(
+                data,
                 n=spec.last_n if spec.last_n is not None else 1,
                 validation=bool(validation_fraction),
                 threshold=binarize,

@@ -134,20 +134,34 @@ def line_positions(file: StreamedFile) -> tuple:
     return _lines(file)[:5]
 
 
-def timed_lines(file: StreamedFile) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """`line_positions` as a frame of `user`, `item` (positions), `rating` and, if the
-    file was read with its timestamps, `timestamp`: what the time-based protocols split,
-    20 bytes a line. Positions sort as their ids do, so a split of them is the split of
-    the ids (`user_ids[position]`).
+@dataclasses.dataclass
+class TimedLines:
+    """A log's lines in file order as positions in its sorted vocabularies: what the
+    time-based protocols split (`protocols.split_temporal_lines`), 20 bytes a line.
+    Positions sort as their ids do, so a split of them is the split of the ids.
 
-    Returns:
-        `(frame, user_ids, item_ids)`.
+    Args:
+        users: np.ndarray. Each line's user, a position in `user_ids` (int32).
+        items: np.ndarray. Each line's item, a position in `item_ids` (int32).
+        ratings: np.ndarray | None. Each line's rating (float32); None: each is 1.0.
+        times: np.ndarray | None. Each line's timestamp, seconds (int64); None: the log
+            has none.
+        user_ids: np.ndarray. The sorted user ids.
+        item_ids: np.ndarray. The sorted item ids.
     """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray | None
+    times: np.ndarray | None
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+
+def timed_lines(file: StreamedFile) -> TimedLines:
+    """`line_positions` with the lines' timestamps, if the file was read with them."""
     users, items, ratings, user_ids, item_ids, times = _lines(file)
-    columns = {"user": users, "item": items, "rating": ratings}
-    if times is not None:
-        columns["timestamp"] = times
-    return pd.DataFrame(columns, copy=False), user_ids, item_ids
+    return TimedLines(users, items, ratings, times, user_ids, item_ids)
 
 
 def _lines(file: StreamedFile) -> tuple:

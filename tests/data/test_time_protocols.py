@@ -42,6 +42,11 @@ def test_temporal_cut_by_share_matches_a_pandas_split():
     item_ids = list(full.item_ids)
     assert set(item_ids) == set(before["item"])
     assert full.nnz == len(before.drop_duplicates(["user", "item"]))
+    # A pair given twice keeps the rating of its last line in the file.
+    last = before.drop_duplicates(["user", "item"], keep="last")
+    rows = np.searchsorted(full.user_ids, last["user"].to_numpy())
+    columns = np.searchsorted(full.item_ids, last["item"].to_numpy())
+    np.testing.assert_array_equal(np.asarray(full.matrix[rows, columns]).ravel(), last["rating"])
     # Test users: those with rows on both sides; input = before, targets = after - before.
     test_inputs = pairs_of(split.test, item_ids, "inputs")
     test_targets = pairs_of(split.test, item_ids, "targets")

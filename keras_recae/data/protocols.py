@@ -1,7 +1,10 @@
 """The evaluation protocols: `given`, `strong`, `random`, `temporal` and `leave-last-out`.
 
 Each takes frames with `user`, `item` and (optionally) `rating` and `timestamp` columns, as
-the readers return them, and returns a `Split`.
+the readers return them, and returns a `Split`. `strong`, `temporal` and `leave-last-out` also
+split a streamed file's lines, arrays of positions in its sorted vocabularies
+(`split_strong_lines`, `split_temporal_lines`, `split_leave_last_out_lines`); their frame
+functions convert the frame to those and call them.
 """
 
 from __future__ import annotations

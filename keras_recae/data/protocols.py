@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from keras_recae.data.ids import parse_ids
-from keras_recae.data.interactions import Interactions, lookup
+from keras_recae.data.interactions import Interactions
 from keras_recae.data.split import EvalSet, Split
 from keras_recae.data.streaming import TimedLines, vocabulary
 
@@ -174,11 +174,11 @@ def split_strong(
         if "rating" not in frame:
             raise ValueError("`frame` has no `rating` column: pass `threshold=None`.")
         ratings = frame["rating"].to_numpy()
-    user_ids, users = np.unique(parse_ids(frame["user"].to_numpy()), return_inverse=True)
-    item_ids, items = np.unique(parse_ids(frame["item"].to_numpy()), return_inverse=True)
+    user_ids, users = _ids_and_positions(frame["user"])
+    item_ids, items = _ids_and_positions(frame["item"])
     return split_strong_lines(
-        users.reshape(-1),
-        items.reshape(-1),
+        users,
+        items,
         ratings,
         user_ids,
         item_ids,
@@ -534,17 +534,22 @@ def _frame_lines(frame: pd.DataFrame, protocol: str) -> TimedLines:
     """A frame's rows, in order, as the lines the time-based protocols split."""
     if "timestamp" not in frame:
         raise ValueError(_untimed(protocol))
-    users = parse_ids(frame["user"].to_numpy())
-    items = parse_ids(frame["item"].to_numpy())
-    user_ids, item_ids = vocabulary([users]), vocabulary([items])
+    user_ids, users = _ids_and_positions(frame["user"])
+    item_ids, items = _ids_and_positions(frame["item"])
     return TimedLines(
-        users=lookup(user_ids, users).astype(np.int32),
-        items=lookup(item_ids, items).astype(np.int32),
+        users=users.astype(np.int32),
+        items=items.astype(np.int32),
         ratings=frame["rating"].to_numpy(np.float32) if "rating" in frame else None,
         times=frame["timestamp"].to_numpy(np.int64),
         user_ids=user_ids,
         item_ids=item_ids,
     )
+
+
+def _ids_and_positions(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A frame column's sorted ids (`parse_ids`) and each row's position among them."""
+    ids, positions = np.unique(parse_ids(column.to_numpy()), return_inverse=True)
+    return ids, positions.reshape(-1)
 
 
 def _untimed(protocol: str) -> str:

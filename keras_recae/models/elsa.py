@@ -221,7 +221,6 @@ class ELSA(LossPartsTraining, Recommender):
         """
         if not tf.is_tensor(batch_size):
             return batch_size < self.rank and batch_size * n_items <= _OUTPUT_LIMIT
-        # A batch size known only when the step runs (a scalar tensor): a boolean tensor.
         batch_size = tf.cast(batch_size, "int64")
         return tf.logical_and(batch_size < self.rank, batch_size * n_items <= _OUTPUT_LIMIT)
 

@@ -955,10 +955,7 @@ def fit(
     if shards is None:
         model.adapt(matrix)
     else:
-        import numpy as np
-
-        columns = np.bincount(matrix.indices, minlength=matrix.shape[1])
-        model.adapt(matrix, item_counts=shards.combine(columns))
+        model.adapt(matrix, combine=shards.combine)
         batch_size //= shards.count
         matrix = shards.padded(matrix, batch_size)
     dataset = model.training_batches(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from keras_recae.checks import (
@@ -24,6 +26,10 @@ from keras_recae.models.recommender import Recommender
 from keras_recae.models.sampled_output import SampledOutput, document_settings
 from keras_recae.search_space import float_range
 from keras_recae.sparse_ops import l2_normalize_rows, row_counts, row_sums
+
+# The default KL weight of the user with the mean history (`gamma * |x_u|`): RecVAE's
+# `gamma` is this over the training data's mean row sum.
+KL_WEIGHT_OF_MEAN_USER = 0.5
 
 # The phase each batch of `RecVAE.training_batches` carries.
 ENCODER_PHASE = 0
@@ -65,9 +71,13 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
         n_layers: int. Number of encoder layers. Defaults to `5`.
         dropout: float. Input dropout rate of the encoder passes, in [0, 1).
             Defaults to `0.5`.
-        gamma: float. KL weight per unit of the user's row sum. Defaults to `0.01` (the
-            paper's 0.005, chosen on ML-20M, overfits on MovieLens-100K: RESULTS.md,
-            "Defaults that transfer").
+        gamma: float | None. KL weight per unit of the user's row sum. Defaults to `None`:
+            set from the training data when the model is adapted to it (`adapt`, or
+            `training_batches`), to `KL_WEIGHT_OF_MEAN_USER` (0.5) over the mean row sum
+            of the users with a history, so that the mean user's KL weight is the same on
+            every data set (the paper's fixed 0.005, chosen on ML-20M, overfits MovieLens-100K
+            and underfits Gowalla: RESULTS.md, "Defaults that transfer"). The value set is
+            the model's from then on (`get_config`, `.keras` files).
         beta: float | None. A fixed KL weight instead of `gamma * |x_u|`. Defaults to `None`.
         n_enc_epochs: int. Encoder passes over the data per epoch. Defaults to `3`.
         n_dec_epochs: int. Decoder passes over the data per epoch. Defaults to `1`.
@@ -108,7 +118,7 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
         latent_dim: int = 200,
         n_layers: int = 5,
         dropout: float = 0.5,
-        gamma: float = 0.01,
+        gamma: float | None = None,
         beta: float | None = None,
         n_enc_epochs: int = 3,
         n_dec_epochs: int = 1,
@@ -124,7 +134,7 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.n_layers = check_positive_int("n_layers", n_layers)
         self.dropout = check_rate("dropout", dropout)
-        self.gamma = check_non_negative("gamma", gamma)
+        self.gamma = None if gamma is None else check_non_negative("gamma", gamma)
         self.beta = None if beta is None else check_non_negative("beta", beta)
         self.n_enc_epochs = check_positive_int("n_enc_epochs", n_enc_epochs)
         self.n_dec_epochs = check_positive_int("n_dec_epochs", n_dec_epochs)
@@ -249,6 +259,8 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
             initial_epoch: int. The Keras epoch of the first iteration (a resumed run),
                 whose passes' orders are then those of an uninterrupted run. Defaults to 0.
         """
+        if self.gamma is None and self.beta is None:
+            self.set_gamma(matrix)
         phases = [ENCODER_PHASE] * self.n_enc_epochs + [DECODER_PHASE] * self.n_dec_epochs
         one_pass = sparse_batches(
             matrix,
@@ -284,11 +296,37 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
         mean, _ = self.posterior_parameters(inputs, training=False)
         return mean
 
+    def adapt(self, matrix, combine=None) -> None:
+        super().adapt(matrix, combine)
+        if self.gamma is None and self.beta is None:
+            self.set_gamma(matrix, combine)
+
+    def set_gamma(self, matrix, combine=None) -> None:
+        """Sets `gamma` to `KL_WEIGHT_OF_MEAN_USER` over the mean row sum of `matrix`.
+
+        The mean is over the users with a history; under per-worker shards, over every
+        worker's (`combine`, see `Recommender.adapt`).
+        """
+        matrix = sp.csr_matrix(matrix)
+        sums = np.asarray(matrix.sum(axis=1)).ravel()
+        total, users = self.training_totals([sums.sum(), np.count_nonzero(sums > 0)], combine)
+        if total <= 0:
+            raise ValueError(
+                "RecVAE sets gamma from the training data's mean history, and the training "
+                f"matrix ({matrix.shape[0]} rows) has no entries: give `gamma` or `beta`"
+            )
+        self.gamma = KL_WEIGHT_OF_MEAN_USER * float(users) / float(total)
+
     def kl_weights(self, inputs) -> tf.Tensor:
         """The KL weight of each row: `gamma * |x_u|`, or `beta` when given, shape [batch]."""
         sums = row_sums(inputs, keras.ops.cast(inputs.values, "float32"))
         if self.beta is not None:
             return keras.ops.full_like(sums, self.beta)
+        if self.gamma is None:
+            raise ValueError(
+                "RecVAE's gamma is set from the training data: call `model.adapt(matrix)` or "
+                "fit on `model.training_batches(matrix, batch_size)`, or give `gamma`"
+            )
         return self.gamma * sums
 
     def loss_parts(self, data, training: bool, dropout: bool = False) -> dict:

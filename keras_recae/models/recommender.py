@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
@@ -112,16 +113,22 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
         """The optimizers `fit` updates the weights with: the compiled one."""
         return [self.optimizer]
 
-    def adapt(self, matrix: sp.csr_matrix, item_counts=None) -> None:
+    def adapt(self, matrix: sp.csr_matrix, combine=None) -> None:
         """Prepares the model for a users x items training matrix: builds it if needed.
 
-        `item_counts` (the training entries of each item), when given, are those of the
-        whole training data where `matrix` is a part of it (a worker's shard of the
-        users); models that learn from the counts (a popularity proposal, ELSA's
-        `alpha`) take them instead of `matrix`'s.
+        `combine`, when `matrix` is one worker's shard of the users, sums an array over
+        the workers (a collective: every worker calls it at the same point); models that
+        learn from totals of the training data (the items' counts of a popularity
+        proposal or of ELSA's `alpha`, RecVAE's mean history) take the whole data's
+        through it (`training_totals`).
         """
         if not self.built:
             self.build_for_fit((None, matrix.shape[1]))
+
+    @staticmethod
+    def training_totals(values, combine=None) -> np.ndarray:
+        """`values` (an array of totals of a training matrix) summed over the workers."""
+        return np.asarray(values, dtype=np.float64) if combine is None else combine(values)
 
     def n_training_rows(self, matrix: sp.csr_matrix) -> int:
         """The rows of one pass over a training matrix: its users."""

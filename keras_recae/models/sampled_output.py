@@ -127,10 +127,10 @@ class SampledOutput:
             )
         return layer
 
-    def adapt(self, matrix, item_counts=None) -> None:
-        super().adapt(matrix, item_counts)
+    def adapt(self, matrix, combine=None) -> None:
+        super().adapt(matrix, combine)
         if self.sampled_softmax and self.sampled_proposal == "popularity":
-            users = 1.0 + (item_counts if item_counts is not None else _item_counts(matrix))
+            users = 1.0 + self.training_totals(_item_counts(matrix), combine)
             self.log_proposal.assign(np.log(users / users.sum()).astype("float32"))
 
     def sampled_candidates(self):

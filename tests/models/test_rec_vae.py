@@ -24,7 +24,7 @@ def trained(data):
     """A small RecVAE fitted for one epoch (4 passes of 3 steps), with the evaluated loss
     around it and the data's item ids."""
     keras.utils.set_random_seed(0)
-    model = RecVAE(**TINY, seed=1)
+    model = RecVAE(**TINY, gamma=0.01, seed=1)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = model.evaluate(sparse_batches(data.matrix, BATCH), return_dict=True, verbose=0)
     history = model.fit(model.training_batches(data.matrix, BATCH, seed=0), epochs=1, verbose=0)
@@ -309,10 +309,58 @@ def test_learning_rate_decay_sets_both_optimizers(data):
 def test_defaults_are_the_reference_codes_but_for_gamma():
     model = RecVAE()
     assert (model.hidden_dim, model.latent_dim, model.n_layers) == (600, 200, 5)
-    # gamma is twice the reference code's 0.005: RESULTS.md, "Defaults that transfer".
-    assert (model.dropout, model.gamma, model.beta) == (0.5, 0.01, None)
+    # gamma is set from the data, not the reference code's 0.005: the next test.
+    assert (model.dropout, model.gamma, model.beta) == (0.5, None, None)
     assert (model.n_enc_epochs, model.n_dec_epochs) == (3, 1)
     assert model.mixture_weights == pytest.approx((3 / 20, 3 / 4, 1 / 10))
+
+
+def test_default_gamma_gives_the_mean_user_a_kl_weight_of_one_half(data):
+    # Counts, not only ones, and an empty row (left out of the mean).
+    matrix = data.matrix.toarray()
+    matrix[0] = 0.0
+    matrix[1] *= 3.0
+    sums = matrix.sum(axis=1)
+    expected = 0.5 / sums[sums > 0].mean()
+    model = RecVAE(**TINY, seed=0)
+    with pytest.raises(ValueError, match=r"call `model.adapt\(matrix\)`"):
+        model.kl_weights(to_sparse_tensor(data.matrix[:4]))
+    model.adapt(sp.csr_matrix(matrix))
+    assert model.gamma == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(
+        model.kl_weights(to_sparse_tensor(sp.csr_matrix(matrix[:5]))).numpy(),
+        expected * sums[:5],
+        rtol=1e-6,
+    )
+    # Set once: adapting to other data, or training on it, keeps it; the file holds it.
+    model.adapt(data.matrix[:10])
+    model.training_batches(data.matrix[:10], BATCH)
+    assert model.gamma == pytest.approx(expected, rel=1e-12)
+    assert RecVAE.from_config(model.get_config()).gamma == model.gamma
+    # Fitting on `training_batches` alone sets it too.
+    fresh = RecVAE(**TINY, seed=0)
+    fresh.training_batches(sp.csr_matrix(matrix), BATCH)
+    assert fresh.gamma == pytest.approx(expected, rel=1e-12)
+    # Under per-worker shards the mean is the whole data's: two workers' totals summed.
+    first, second = sp.csr_matrix(matrix[:50]), sp.csr_matrix(matrix[50:])
+
+    def combine(values):
+        shard = second.sum(axis=1).A.ravel()
+        return np.asarray(values, np.float64) + [shard.sum(), np.count_nonzero(shard)]
+
+    sharded = RecVAE(**TINY, seed=0)
+    sharded.adapt(first, combine=combine)
+    assert sharded.gamma == pytest.approx(expected, rel=1e-12)
+    given = RecVAE(**TINY, gamma=0.02)
+    given.adapt(first)
+    given.training_batches(first, BATCH)
+    assert given.gamma == 0.02
+    with pytest.raises(ValueError, match=r"training matrix \(3 rows\) has no entries"):
+        RecVAE(**TINY).adapt(sp.csr_matrix((3, N_ITEMS)))
+    # A fixed beta needs no gamma.
+    fixed = RecVAE(**TINY, beta=0.2)
+    fixed.adapt(first)
+    assert fixed.gamma is None
 
 
 def test_keras_file_round_trip(trained, data, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from keras_recae.checks import check_choice, check_non_negative, check_positive_int, check_rate
+from keras_recae.checks import check_non_negative, check_positive_int, check_rate
 from keras_recae.distribute import replica_mean
 from keras_recae.layers import SparseMasking
 from keras_recae.models.building import features
@@ -19,7 +19,6 @@ from keras_recae.sparse_ops import row_sums, sparse_matmul
 _EPSILON = 1e-12
 # The largest `[batch, n_items]` output (floats) the loss forms: 256 MB.
 _OUTPUT_LIMIT = 2**26
-_LOSSES = ("cosine", "squared")
 
 
 @keras.saving.register_keras_serializable(package="keras_recae")
@@ -40,12 +39,6 @@ class ELSA(LossPartsTraining, Recommender):
     batch is smaller than the rank (and the output small enough), `|y|^2` comes from the
     output itself, which then costs less (`output_is_cheaper`).
 
-    `loss="squared"` takes EASE's loss instead, `||c y - x||^2` averaged over the users,
-    with `c` the batch's best scale of the output (`sum <y, x> / sum |y|^2`: rows of unit
-    norm give `A_n A_n^T` a trace of `n_items`, far from EASE's scale): EASE's objective
-    with `B = c (A_n A_n^T - I)` held to the rank; users with long histories weigh more, as
-    in EASE's closed form. (An experiment: it ranks below the paper's loss.)
-
     `alpha` adds the item side of the data-adaptive normalisation of the closed-form linear
     autoencoders (Park et al., SIGIR 2025) to the scores, not to the loss: the item-item
     matrix becomes `D^alpha (A_n A_n^T - I) D^-alpha` (`D` the items' training counts, set
@@ -62,8 +55,6 @@ class ELSA(LossPartsTraining, Recommender):
 
     Args:
         rank: int. Columns of `A` (the latent dimension). Defaults to `256`.
-        loss: str. `"cosine"` (the paper's distance of the L2-normalised output and input)
-            or `"squared"` (EASE's). Defaults to `"cosine"`.
         alpha: float. Item-side normalisation exponent of the scores, `>= 0`. Defaults to
             `0.0`.
         dropout: float. Probability of dropping an observed entry of the input in
@@ -94,7 +85,6 @@ class ELSA(LossPartsTraining, Recommender):
         "rank": choice(64, 128, 256, 512),
         "lr": float_range(1e-3, 1e-1, log=True),
         "dropout": float_range(0.0, 0.8),
-        "loss": choice("cosine", "squared"),
     }
     default_lr = 1e-2
     has_encoder = True
@@ -102,7 +92,6 @@ class ELSA(LossPartsTraining, Recommender):
     def __init__(
         self,
         rank: int = 256,
-        loss: str = "cosine",
         alpha: float = 0.0,
         dropout: float = 0.0,
         seed: int | None = None,
@@ -110,8 +99,6 @@ class ELSA(LossPartsTraining, Recommender):
     ):
         super().__init__(**kwargs)
         self.rank = check_positive_int("rank", rank)
-        # `loss` is Keras's attribute for a compiled loss; the choice is kept beside it.
-        self.loss_kind = check_choice("loss", loss, _LOSSES)
         self.alpha = check_non_negative("alpha", alpha)
         self.dropout = check_rate("dropout", dropout)
         self.seed = seed
@@ -216,19 +203,10 @@ class ELSA(LossPartsTraining, Recommender):
             # Gram matrix (`n_items x rank^2`) would be formed at every rank.
             cheaper = self.output_is_cheaper(inputs.dense_shape[0], factors.shape[0])
             output_squares = tf.cond(cheaper, from_output, from_gram)
-        products = code_products - kept_inputs  # <y, x>
-        if self.loss_kind == "squared":
-            mask = keras.ops.cast(input_squares > 0, "float32")
-            n = keras.ops.maximum(keras.ops.sum(mask), 1.0)
-            p_sum = keras.ops.sum(products * mask)
-            y_sum = keras.ops.sum(keras.ops.maximum(output_squares, 0.0) * mask)
-            x_sum = keras.ops.sum(input_squares * mask)
-            return {"loss": (x_sum - p_sum**2 / keras.ops.maximum(y_sum, _EPSILON)) / n}
-        else:
-            cosine = products / keras.ops.maximum(
-                keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
-            )
-            distance = 2.0 - 2.0 * cosine
+        cosine = (code_products - kept_inputs) / keras.ops.maximum(
+            keras.ops.sqrt(keras.ops.maximum(output_squares, 0.0) * input_squares), _EPSILON
+        )
+        distance = 2.0 - 2.0 * cosine
         return {"loss": replica_mean(distance, input_squares > 0)}
 
     def output_is_cheaper(self, batch_size, n_items: int):
@@ -248,12 +226,6 @@ class ELSA(LossPartsTraining, Recommender):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {
-                "rank": self.rank,
-                "loss": self.loss_kind,
-                "alpha": self.alpha,
-                "dropout": self.dropout,
-                "seed": self.seed,
-            }
+            {"rank": self.rank, "alpha": self.alpha, "dropout": self.dropout, "seed": self.seed}
         )
         return config

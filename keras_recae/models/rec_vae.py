@@ -75,9 +75,11 @@ class RecVAE(SampledOutput, LossPartsTraining, Recommender):
             set from the training data when the model is adapted to it (`adapt`, or
             `training_batches`), to `KL_WEIGHT_OF_MEAN_USER` (0.5) over the mean row sum
             of the users with a history, so that the mean user's KL weight is the same on
-            every data set (the paper's fixed 0.005, chosen on ML-20M, overfits MovieLens-100K
-            and underfits Gowalla: RESULTS.md, "Defaults that transfer"). The value set is
-            the model's from then on (`get_config`, `.keras` files).
+            every data set (a fixed gamma suits one history length: the paper's 0.005,
+            chosen on ML-20M, suits ML-1M's 96 lines a user and regularises the shorter
+            histories of MovieLens-100K `u1` and Gowalla too little: RESULTS.md, "Defaults
+            that transfer"). The value set is the model's from then on (`get_config`,
+            `.keras` files).
         beta: float | None. A fixed KL weight instead of `gamma * |x_u|`. Defaults to `None`.
         n_enc_epochs: int. Encoder passes over the data per epoch. Defaults to `3`.
         n_dec_epochs: int. Decoder passes over the data per epoch. Defaults to `1`.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
 
 from keras_recae.checks import check_non_negative, check_positive_int, check_rate
@@ -124,8 +123,7 @@ class ELSA(LossPartsTraining, Recommender):
     def adapt(self, matrix, combine=None) -> None:
         super().adapt(matrix, combine)
         if self.alpha:
-            counts = np.bincount(sp.csr_matrix(matrix).indices, minlength=matrix.shape[1])
-            counts = self.training_totals(counts, combine)
+            counts = self.training_item_counts(matrix, combine)
             scales = np.maximum(counts, 1).astype(np.float64) ** self.alpha
             self.item_scales.assign(scales.astype("float32"))
 

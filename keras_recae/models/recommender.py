@@ -120,7 +120,7 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
         the workers (a collective: every worker calls it at the same point); models that
         learn from totals of the training data (the items' counts of a popularity
         proposal or of ELSA's `alpha`, RecVAE's mean history) take the whole data's
-        through it (`training_totals`).
+        through it (`training_totals`, `training_item_counts`).
         """
         if not self.built:
             self.build_for_fit((None, matrix.shape[1]))
@@ -129,6 +129,12 @@ class Recommender(DistributedTrainerOverrides, keras.Model):
     def training_totals(values, combine=None) -> np.ndarray:
         """`values` (an array of totals of a training matrix) summed over the workers."""
         return np.asarray(values, dtype=np.float64) if combine is None else combine(values)
+
+    def training_item_counts(self, matrix, combine=None) -> np.ndarray:
+        """Each item's training entries (columns of `matrix`), summed over the workers."""
+        matrix = sp.csr_matrix(matrix)
+        counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        return self.training_totals(counts, combine)
 
     def n_training_rows(self, matrix: sp.csr_matrix) -> int:
         """The rows of one pass over a training matrix: its users."""

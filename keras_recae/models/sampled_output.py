@@ -9,7 +9,6 @@ import textwrap
 
 import keras
 import numpy as np
-import scipy.sparse as sp
 
 from keras_recae.checks import check_choice, check_non_negative_int
 from keras_recae.layers.item_output import ItemOutput
@@ -130,7 +129,7 @@ class SampledOutput:
     def adapt(self, matrix, combine=None) -> None:
         super().adapt(matrix, combine)
         if self.sampled_softmax and self.sampled_proposal == "popularity":
-            users = 1.0 + self.training_totals(_item_counts(matrix), combine)
+            users = 1.0 + self.training_item_counts(matrix, combine)
             self.log_proposal.assign(np.log(users / users.sum()).astype("float32"))
 
     def sampled_candidates(self):
@@ -175,9 +174,3 @@ class SampledOutput:
             "sampled_proposal": self.sampled_proposal,
             "sparse_updates": self.sparse_updates,
         }
-
-
-def _item_counts(matrix) -> np.ndarray:
-    """The training entries of each item (column) of a sparse matrix."""
-    matrix = sp.csr_matrix(matrix)
-    return np.bincount(matrix.indices, minlength=matrix.shape[1])
